@@ -1,0 +1,34 @@
+"""Test configuration: strict JAX, and where the NAB corpus lives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+import pytest
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def nab_root() -> Path | None:
+    """The NAB corpus: ``$H0_NAB_ROOT``, else ``../shared/datasets/nab`` beside the checkout."""
+    env = os.environ.get("H0_NAB_ROOT")
+    candidates = [Path(env)] if env else [REPO_ROOT.parent / "shared" / "datasets" / "nab"]
+    for path in candidates:
+        if (path / "labels" / "combined_windows.json").is_file():
+            return path
+    return None
+
+
+@pytest.fixture
+def nab() -> Path:
+    """Path to the NAB corpus; skips the test with a clear reason when it is absent."""
+    root = nab_root()
+    if root is None:
+        pytest.skip(
+            "NAB corpus not found: set H0_NAB_ROOT or place it at ../shared/datasets/nab"
+        )
+    return root
