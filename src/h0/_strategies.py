@@ -351,7 +351,7 @@ class Conditional(InitialState):
     def __call__(self, request: CarryRequest) -> Carry:
         """Return the MLP's carry for each sequence's context."""
         context = request.context
-        expected = (*request.batch_shape, "c")
+        expected = str((*request.batch_shape, "c")).replace("'", "")
         if context is None:
             raise ValueError(
                 f"Conditional needs context: pass context=<float array of shape {expected}> to the "
@@ -364,7 +364,7 @@ class Conditional(InitialState):
         ):
             raise ValueError(
                 f"context has shape {context.shape} but inputs have batch shape "
-                f"{request.batch_shape}; expected {str(expected).replace(chr(39), '')}."
+                f"{request.batch_shape}; expected {expected}."
             )
         if not is_float(context):
             raise TypeError(f"context must be floating point, got dtype {context.dtype}.")
