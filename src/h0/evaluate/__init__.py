@@ -7,6 +7,6 @@ Public modules:
 * :mod:`h0.evaluate.baselines`: simple causal detectors to compare against.
 """
 
-from h0.evaluate import metrics, nab
+from h0.evaluate import baselines, metrics, nab
 
-__all__ = ["metrics", "nab"]
+__all__ = ["baselines", "metrics", "nab"]
