@@ -91,6 +91,14 @@ def test_finds_a_spike(detector: baselines.Detector) -> None:
         assert scores[200:208].max() > 2 * np.quantile(scores[120:200], 0.99)
 
 
+def test_pca_on_constant_training_data() -> None:
+    # Training windows are all zeros (standardised constant): the score is the mean squared
+    # distance of the window to zero. x = [2]*4 + [3]: the training std is 0 so no scaling;
+    # standardised values [0, 0, 0, 0, 1]; window 2 ending at t=4 is [0, 1] -> (0 + 1) / 2.
+    got = baselines.PCADetector(window=2).score(np.array([2.0, 2.0, 2.0, 2.0, 3.0]), 4)
+    np.testing.assert_allclose(got, [0.0, 0.0, 0.0, 0.0, 0.5])
+
+
 @pytest.mark.parametrize("detector", DETECTORS, ids=lambda d: type(d).__name__)
 def test_invalid_inputs(detector: baselines.Detector) -> None:
     with pytest.raises(ValueError, match="train_end must be in"):

@@ -226,7 +226,7 @@ class PCADetector:
 
     Values are standardised with the training statistics; PCA is fit on the windows ending
     before ``train_end``; the score is the mean squared reconstruction error of the window
-    ending at ``t``.
+    ending at ``t`` (with constant training data: the squared distance to the training mean).
 
     Attributes:
         window: Sliding-window length.
@@ -262,6 +262,8 @@ class PCADetector:
         x = _standardise(_check(values, train_end, min_train=2), train_end)
         windows = sliding_windows(x, self.window)
         train = windows[:train_end]
+        if not np.any(train.var(axis=0) > 0):  # constant training data: distance to its mean
+            return np.mean((windows - train.mean(axis=0)) ** 2, axis=1)
         components = self.n_components
         if isinstance(components, int):
             components = min(components, train.shape[0], train.shape[1])
