@@ -456,6 +456,15 @@ def load_profiles(path: str | Path) -> dict[str, Profile]:
 
     Raises:
         UsageError: If the file is missing or malformed.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = Path(tmp) / "profiles.json"
+        ...     _ = path.write_text('{"standard": {"CostMatrix": '
+        ...                         '{"tpWeight": 1, "fpWeight": 0.11, "fnWeight": 1}}}')
+        ...     load_profiles(path)["standard"].fp_weight
+        0.11
     """
     path = Path(path)
     data = _read_json(path, "NAB profiles file")
@@ -527,6 +536,14 @@ def load_corpus(nab_root: str | Path) -> NabCorpus:
 
     Raises:
         UsageError: If a file is missing or malformed, or a window bound is not a timestamp.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     root = _write_example_corpus(Path(tmp))
+        ...     corpus = load_corpus(root)
+        >>> corpus.files["demo/a.csv"].windows.tolist(), sorted(corpus.profiles)
+        ([[2, 3]], ['standard'])
     """
     root = Path(nab_root)
     if not root.is_dir():
@@ -554,6 +571,23 @@ class NabResults:
 
     detector: str
     scores: dict[str, np.ndarray]
+
+
+def _write_example_corpus(root: Path) -> Path:
+    """A six-row, one-window corpus and a detector ``toy`` for the doctests; returns ``root``."""
+    stamps = [f"2020-01-01 00:0{i}:00" for i in range(6)]
+    (root / "data" / "demo").mkdir(parents=True)
+    (root / "labels").mkdir()
+    (root / "config").mkdir()
+    (root / "results" / "toy" / "demo").mkdir(parents=True)
+    pd.DataFrame({"timestamp": stamps, "value": 0.0}).to_csv(root / "data/demo/a.csv", index=False)
+    scores = pd.DataFrame({"timestamp": stamps, "anomaly_score": [0.0, 0.0, 1.0, 0, 0, 0]})
+    scores.to_csv(root / "results/toy/demo/toy_a.csv", index=False)
+    windows = {"demo/a.csv": [[stamps[2] + ".000000", stamps[3] + ".000000"]]}
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(windows))
+    matrix = {"tpWeight": 1.0, "fpWeight": 0.11, "fnWeight": 1.0, "tnWeight": 1.0}
+    (root / "config" / "profiles.json").write_text(json.dumps({"standard": {"CostMatrix": matrix}}))
+    return root
 
 
 def _infer_detector(results_dir: Path, corpus: NabCorpus) -> str:
@@ -594,6 +628,14 @@ def load_results(results_dir: str | Path, corpus: NabCorpus) -> NabResults:
     Raises:
         UsageError: If the directory or a result file is missing, a file lacks a column, has NaN
             scores, or its timestamps differ from the data file's (naming file and row).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     root = _write_example_corpus(Path(tmp))
+        ...     results = load_results(root / "results" / "toy", load_corpus(root))
+        >>> results.detector, results.scores["demo/a.csv"].tolist()
+        ('toy', [0.0, 0.0, 1.0, 0.0, 0.0, 0.0])
     """
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
@@ -659,6 +701,14 @@ def load_thresholds(path: str | Path, detector: str | None = None) -> dict[str, 
 
     Raises:
         UsageError: If the file is missing, malformed, or lacks the detector.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = Path(tmp) / "thresholds.json"
+        ...     _ = path.write_text('{"numenta": {"standard": {"threshold": 0.54, "score": 46.6}}}')
+        ...     load_thresholds(path, "numenta")
+        {'standard': 0.54}
     """
     path = Path(path)
     data = _read_json(path, "threshold file")
@@ -740,6 +790,14 @@ def optimize_threshold(
 
     Raises:
         UsageError: If the profile is unknown or a series has no scores.
+
+    Example:
+        >>> stamps = np.arange(20).astype("datetime64[m]")
+        >>> corpus = NabCorpus(Path("."), {"a.csv": NabFile("a.csv", stamps, np.array([[10, 13]]))},
+        ...                    {"standard": Profile("standard", 1.0, 0.11, 1.0)})
+        >>> scores = np.zeros(20); scores[10] = 0.9; scores[17] = 0.5
+        >>> optimize_threshold({"a.csv": scores}, corpus, "standard")
+        (0.9, 1.0)
     """
     scores = results.scores if isinstance(results, NabResults) else results
     prof = _profile(corpus, profile)
@@ -787,6 +845,15 @@ def score_corpus(
     Raises:
         UsageError: On missing or inconsistent files, unknown profiles, or a profile without a
             threshold.
+
+    Example:
+        >>> stamps = np.arange(20).astype("datetime64[m]")
+        >>> corpus = NabCorpus(Path("."), {"a.csv": NabFile("a.csv", stamps, np.array([[10, 13]]))},
+        ...                    {"standard": Profile("standard", 1.0, 0.11, 1.0)})
+        >>> results = NabResults("toy", {"a.csv": np.where(np.arange(20) == 12, 1.0, 0.0)})
+        >>> result = score_corpus(results, corpus, thresholds={"standard": 0.5})["standard"]
+        >>> round(result.raw_score, 4), round(result.score, 2)  # (0.8598 + 1) / 2
+        (0.8598, 92.99)
     """
     corpus = nab_root if isinstance(nab_root, NabCorpus) else load_corpus(nab_root)
     results = (
