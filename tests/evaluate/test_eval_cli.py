@@ -21,7 +21,7 @@ def test_score_json_with_threshold_file(
     code = main([*argv, "--profile", "standard", "--json"])
     out = capsys.readouterr().out
     assert code == 0
-    # Raw 0.89 (see test_nab.test_tiny_corpus_given_threshold): 100 * 1.89 / 2.
+    # Raw 0.89 (see test_eval_nab.test_tiny_corpus_given_threshold): 100 * 1.89 / 2.
     assert json.loads(out) == pytest.approx({"standard": 94.5}, abs=1e-9)
     assert out.count("\n") == 1  # exactly one JSON object on stdout
 
