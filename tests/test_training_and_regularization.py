@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from pathlib import Path
 
 import flax.linen as nn
 import jax
@@ -13,7 +14,8 @@ import optax
 import pytest
 
 import h0
-from conftest import REPO_ROOT
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load_example(name):
