@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -319,3 +320,13 @@ def test_mismatched_structure_shapes_and_dtypes_are_named(tmp_path):
     half = jax.tree.map(lambda p: p.astype(jnp.float16), model.init(jax.random.key(0), x))
     with pytest.raises(ValueError, match="has dtype float32 in the checkpoint but float16 in like"):
         h0.restore(path, like=half)
+
+
+def test_docs_examples_run():
+    """Every python block of docs/checkpoints.md, run in order in one namespace."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "checkpoints.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/checkpoints.md", "exec"), namespace)

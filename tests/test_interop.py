@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -211,3 +212,13 @@ def test_import_h0_does_not_import_torch():
     code = "import sys, h0, h0.interop, h0.nnx; assert 'torch' not in sys.modules, 'torch imported'"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120, env=env)
+
+
+def test_docs_examples_run():
+    """Every python block of docs/porting_from_pytorch.md, run in order in one namespace."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "porting_from_pytorch.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/porting_from_pytorch.md", "exec"), namespace)

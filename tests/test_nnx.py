@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -466,3 +469,13 @@ def test_errors_match_the_linen_messages():
         h0nnx.Bidirectional(rnn, rnn)
     with pytest.raises(ValueError, match="initial_carry has 1 entries but the stack has 2"):
         h0nnx.Stacked([rnn, rnn])(x, initial_carry=[None])
+
+
+def test_docs_examples_run():
+    """Every python block of docs/nnx.md, run in order in one namespace."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "nnx.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert blocks
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/nnx.md", "exec"), namespace)
