@@ -134,6 +134,18 @@ def test_seq_lengths_match_packed_sequences(kind):
         np.testing.assert_allclose(ours, theirs.detach().numpy(), atol=ATOL, rtol=0)
 
 
+@pytest.mark.parametrize("kind", ["GRU", "LSTM"])
+def test_modules_without_bias(kind):
+    torch.manual_seed(7)
+    cls = torch.nn.GRU if kind == "GRU" else torch.nn.LSTM
+    rnn = cls(F, H, num_layers=2, bias=False, batch_first=True).eval()
+    x, torch_x = _inputs(True, seed=8)
+    model, variables = from_torch(rnn)
+    np.testing.assert_allclose(
+        model.apply(variables, x), rnn(torch_x)[0].detach().numpy(), atol=ATOL, rtol=0
+    )
+
+
 def test_state_dict_with_per_row_h0_becomes_per_sequence():
     rnn = _torch_rnn("GRU", 1, False, True, seed=4)
     wrapper = WithLearnedH0(rnn, rows=B).eval()  # one learned state per batch row

@@ -479,3 +479,53 @@ def test_docs_examples_run():
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, "docs/nnx.md", "exec"), namespace)
+
+
+class PairCell(nnx.Module):
+    """A cell whose carry is a dict of two arrays of different sizes."""
+
+    def __init__(self, in_features: int, *, rngs: nnx.Rngs):
+        self.in_features = in_features
+        self.a = nnx.Linear(in_features + 3, 2, rngs=rngs)
+        self.b = nnx.Linear(in_features + 2, 3, rngs=rngs)
+
+    def initialize_carry(self, input_shape, rngs=None):
+        batch = input_shape[:-1]
+        return {"a": jnp.zeros((*batch, 2)), "b": jnp.zeros((*batch, 3))}
+
+    def __call__(self, carry, x):
+        a = jnp.tanh(self.a(jnp.concatenate([x, carry["b"]], axis=-1)))
+        b = jnp.tanh(self.b(jnp.concatenate([x, carry["a"]], axis=-1)))
+        return {"a": a, "b": b}, jnp.concatenate([a, b], axis=-1)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_pytree_carry_cell_matches_a_python_loop_per_sequence(reverse):
+    rngs = nnx.Rngs(0)
+    cell = PairCell(F, rngs=rngs)
+    rnn = h0nnx.RNN(cell, h0nnx.Learned("normal"), reverse=reverse, return_carry=True, rngs=rngs)
+    assert sorted(nnx.to_pure_dict(nnx.state(rnn.initial_state))) == ["init_a", "init_b"]
+    x, _ = _inputs(8)
+    carry, y = rnn(x, seq_lengths=LENGTHS)
+    start = {"a": rnn.initial_state.init_a[...], "b": rnn.initial_state.init_b[...]}
+    for i, length in enumerate(LENGTHS.tolist()):
+        # Reference: this sequence alone, its valid steps only, stepped in Python.
+        c, outs = start, []
+        steps = range(length - 1, -1, -1) if reverse else range(length)
+        for t in steps:
+            c, out = cell(c, x[i, t])
+            outs.append(out)
+        if reverse:
+            outs = outs[::-1]
+        expected = jnp.zeros((T, 5)).at[:length].set(jnp.stack(outs)) if outs else jnp.zeros((T, 5))
+        np.testing.assert_allclose(y[i], expected, atol=1e-6)
+        np.testing.assert_allclose(carry["a"][i], c["a"], atol=1e-6)
+        np.testing.assert_allclose(carry["b"][i], c["b"], atol=1e-6)
+
+
+def test_a_strategy_belongs_to_one_rnn():
+    rngs = nnx.Rngs(0)
+    strategy = h0nnx.Learned()
+    h0nnx.RNN(nnx.GRUCell(F, H, rngs=rngs), strategy, rngs=rngs)
+    with pytest.raises(ValueError, match="already belongs to another RNN"):
+        h0nnx.RNN(nnx.GRUCell(F, H, rngs=rngs), strategy, rngs=rngs)

@@ -24,7 +24,7 @@ import flax.linen as nn
 import numpy as np
 
 from h0._runner import RNN, Bidirectional, Stacked, concat_outputs
-from h0._strategies import Learned, PerSequence, Zeros
+from h0._strategies import Learned, LearnedNoisy, PerSequence, Zeros
 
 _GATES = {"GRU": "rzn", "LSTM": "ifgo"}
 _KEY = re.compile(r"^(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?$")
@@ -308,9 +308,8 @@ def to_torch(
                     f"to_torch supports GRUCell and LSTMCell, got {type(rnn.cell).__name__}."
                 )
             hiddens.add(rnn.cell.features)
-            if (
-                not isinstance(rnn.initial_state, Zeros | Learned)
-                or type(rnn.initial_state).__name__ == "LearnedNoisy"
+            if not isinstance(rnn.initial_state, Zeros | Learned) or isinstance(
+                rnn.initial_state, LearnedNoisy
             ):
                 raise ValueError(
                     "to_torch supports Zeros and Learned initial states, got "

@@ -427,7 +427,13 @@ class RNN(nnx.Module):
         template = nnx_carry_template(cell, self.in_features)
         self._template = _Static(template)
         self._names = _Static(nnx_carry_names(cell, template))
+        if getattr(initial_state, "_h0_built", False):
+            raise ValueError(
+                f"This {type(initial_state).__name__} strategy already belongs to another RNN; "
+                "give each RNN its own strategy instance."
+            )
         initial_state.build(self._request(()), rngs)
+        initial_state._h0_built = True
         self.initial_state = initial_state
 
     def _request(self, batch_shape: tuple[int, ...], **kwargs: Any) -> CarryRequest:
