@@ -112,6 +112,27 @@ def test_nnx_module_round_trip_and_other_batch_size(tmp_path):
     np.testing.assert_array_equal(other(x), model(x))
 
 
+def test_nnx_rng_streams_are_saved_and_restored(tmp_path):
+    def build(seed):
+        rngs = nnx.Rngs(seed)
+        layers = [
+            h0nnx.RNN(nnx.GRUCell(2, 3, rngs=rngs), rngs=rngs),
+            h0nnx.RNN(nnx.GRUCell(3, 3, rngs=rngs), rngs=rngs),
+        ]
+        return h0nnx.Stacked(layers, dropout=0.5, rngs=nnx.Rngs(dropout=seed))
+
+    x = jnp.ones((2, 4, 2))
+    model = build(0)
+    model.train()
+    model(x)  # advance the kept dropout stream
+    path = h0.save(tmp_path / "ckpt", model)
+    expected = model(x)  # the next mask the saved stream would draw
+    other = build(1)
+    other.train()
+    h0.restore(path, like=other)
+    np.testing.assert_array_equal(other(x), expected)
+
+
 # --- Resuming training ---------------------------------------------------------------------
 
 

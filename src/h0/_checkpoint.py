@@ -16,6 +16,7 @@ modules, optimizers or states (saved as their pure-dict state; restored in place
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -125,7 +126,8 @@ def _rename(src: Path, dst: Path) -> None:
 
 
 def _siblings(path: Path, marker: str) -> list[Path]:
-    return sorted(path.parent.glob(f".{path.name}{marker}*"), key=lambda p: p.stat().st_mtime)
+    pattern = glob.escape(f".{path.name}{marker}") + "*"
+    return sorted(path.parent.glob(pattern), key=lambda p: p.stat().st_mtime)
 
 
 def save(path: str | os.PathLike, tree: PyTree, *, overwrite: bool = True) -> Path:
@@ -134,7 +136,7 @@ def save(path: str | os.PathLike, tree: PyTree, *, overwrite: bool = True) -> Pa
     The write is atomic: everything goes to a temporary directory beside ``path``, which is
     renamed to ``path`` only when complete. Replacing an existing checkpoint renames the old one
     aside first and deletes it last; if the process dies in between, :func:`restore` still finds
-    the old one.
+    the old one. Use one writer per ``path`` (a save clears leftovers of earlier killed saves).
 
     Args:
         path: The checkpoint directory to create (or replace).
