@@ -62,11 +62,11 @@ def _to_pure(tree: PyTree) -> PyTree:
 def _leaf_specs(tree: PyTree) -> list[dict[str, Any]]:
     specs = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        array = np.asarray(leaf) if not hasattr(leaf, "dtype") else leaf
+        array = leaf if hasattr(leaf, "dtype") and hasattr(leaf, "shape") else np.asarray(leaf)
         specs.append(
             {
                 "path": jax.tree_util.keystr(path),
-                "shape": list(np.shape(array)),
+                "shape": list(array.shape),
                 "dtype": str(array.dtype),
             }
         )
@@ -288,8 +288,9 @@ def restore(path: str | os.PathLike, like: PyTree = None) -> PyTree:
 
     Args:
         path: The checkpoint directory.
-        like: A pytree with the structure, shapes and dtypes to restore into (e.g. freshly
-            initialised variables, for any batch size: h0's parameters do not depend on it).
+        like: A pytree with the structure, shapes and dtypes to restore into: freshly
+            initialised variables, or only their shapes (``jax.eval_shape(model.init, key, x)``,
+            which computes nothing), for any batch size: h0's parameters do not depend on it.
             ``flax.nnx`` modules in it are updated in place and returned. ``None`` returns the
             saved tree as nested dicts and lists of arrays.
 
