@@ -3,6 +3,7 @@
 The public API is what ``__all__`` lists; modules starting with ``_`` are private.
 """
 
+from h0._checkpoint import restore, save
 from h0._fit import fit_initial_state
 from h0._recipes import GRUWithLearnableInitialState
 from h0._regularize import initial_state_mask, initial_state_penalty
@@ -44,4 +45,6 @@ __all__ = [
     "initial_state_penalty",
     "masked_scan",
     "resolve_init",
+    "restore",
+    "save",
 ]

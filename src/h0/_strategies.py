@@ -111,6 +111,45 @@ def resolve_init(init: InitSpec, name: str) -> Initializer:
     return fixed
 
 
+def check_ids(request: CarryRequest) -> Array:
+    """Check :class:`PerSequence`'s ``ids`` against the batch shape and return them as an array."""
+    ids = request.ids
+    if ids is None:
+        raise ValueError(
+            "PerSequence needs ids: pass ids=<int array of the batch shape "
+            f"{request.batch_shape}> to the RNN call."
+        )
+    ids = jnp.asarray(ids)
+    if not jnp.issubdtype(ids.dtype, jnp.integer):
+        raise TypeError(f"ids must be integers, got dtype {ids.dtype}.")
+    if ids.shape != request.batch_shape:
+        raise ValueError(
+            f"ids has shape {ids.shape} but inputs have batch shape {request.batch_shape}; "
+            "pass one id per sequence."
+        )
+    return ids
+
+
+def check_context(request: CarryRequest) -> Array:
+    """Check :class:`Conditional`'s ``context`` (``[*b, c]``, float) and return it as an array."""
+    context = request.context
+    expected = str((*request.batch_shape, "c")).replace("'", "")
+    if context is None:
+        raise ValueError(
+            f"Conditional needs context: pass context=<float array of shape {expected}> to the "
+            "RNN call."
+        )
+    context = jnp.asarray(context)
+    if context.ndim != len(request.batch_shape) + 1 or context.shape[:-1] != request.batch_shape:
+        raise ValueError(
+            f"context has shape {context.shape} but inputs have batch shape "
+            f"{request.batch_shape}; expected {expected}."
+        )
+    if not is_float(context):
+        raise TypeError(f"context must be floating point, got dtype {context.dtype}.")
+    return context
+
+
 def _check_learn(learn: Sequence[str] | None, names: PyTree) -> set[str]:
     all_names = set(jax.tree.leaves(names))
     if learn is None:
@@ -292,20 +331,7 @@ class PerSequence(InitialState):
     @nn.compact
     def __call__(self, request: CarryRequest) -> Carry:
         """Return each sequence's state, the fallback for unknown ids."""
-        ids = request.ids
-        if ids is None:
-            raise ValueError(
-                "PerSequence needs ids: pass ids=<int array of the batch shape "
-                f"{request.batch_shape}> to the RNN call."
-            )
-        ids = jnp.asarray(ids)
-        if not jnp.issubdtype(ids.dtype, jnp.integer):
-            raise TypeError(f"ids must be integers, got dtype {ids.dtype}.")
-        if ids.shape != request.batch_shape:
-            raise ValueError(
-                f"ids has shape {ids.shape} but inputs have batch shape {request.batch_shape}; "
-                "pass one id per sequence."
-            )
+        ids = check_ids(request)
         known = (ids >= 0) & (ids < self.num_sequences)
         rows = jnp.clip(ids, 0, self.num_sequences - 1)
 
@@ -350,25 +376,7 @@ class Conditional(InitialState):
     @nn.compact
     def __call__(self, request: CarryRequest) -> Carry:
         """Return the MLP's carry for each sequence's context."""
-        context = request.context
-        expected = str((*request.batch_shape, "c")).replace("'", "")
-        if context is None:
-            raise ValueError(
-                f"Conditional needs context: pass context=<float array of shape {expected}> to the "
-                "RNN call."
-            )
-        context = jnp.asarray(context)
-        if (
-            context.ndim != len(request.batch_shape) + 1
-            or context.shape[:-1] != request.batch_shape
-        ):
-            raise ValueError(
-                f"context has shape {context.shape} but inputs have batch shape "
-                f"{request.batch_shape}; expected {expected}."
-            )
-        if not is_float(context):
-            raise TypeError(f"context must be floating point, got dtype {context.dtype}.")
-        x = context
+        x = check_context(request)
         for i, width in enumerate(self.hidden_sizes):
             x = self.activation(nn.Dense(width, name=f"init_mlp_{i}")(x))
 
