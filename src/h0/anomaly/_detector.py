@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -28,6 +29,21 @@ from h0.anomaly._scoring import (
 from h0.anomaly._train import make_residual_fn, make_train_fns
 
 _FORMAT = "h0-gru-autoencoder-detector/1"
+
+
+def _optimizer(learning_rate: float) -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(learning_rate))
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_train(model: EncDecAD, learning_rate: float) -> Callable[..., Any]:
+    # Cached so that detectors with the same architecture reuse one compiled epoch.
+    return make_train_fns(model, _optimizer(learning_rate))[1]
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_residuals(model: EncDecAD, span: int) -> Callable[..., Any]:
+    return make_residual_fn(model, span)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,7 +227,7 @@ class GRUAutoencoderDetector:
 
     def _build_functions(self) -> None:
         model = self._model()
-        self._residual_fn = make_residual_fn(model, self.config.error_span)
+        self._residual_fn = _compiled_residuals(model, self.config.error_span)
 
     def _standardize(self, values: np.ndarray) -> np.ndarray:
         return ((values - self.mean_) / self.scale_).astype(np.float32)
@@ -287,9 +303,8 @@ class GRUAutoencoderDetector:
             jnp.asarray(windows[:batch]),
             jnp.asarray(ids[:batch]),
         )["params"]
-        optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(cfg.learning_rate))
-        opt_state = optimizer.init(params)
-        _, train_epoch = make_train_fns(model, optimizer)
+        opt_state = _optimizer(cfg.learning_rate).init(params)
+        train_epoch = _compiled_train(model, float(cfg.learning_rate))
         rng = np.random.default_rng(cfg.seed)
         steps = windows.shape[0] // batch
         self.loss_history_ = []

@@ -102,7 +102,14 @@ class EncDecAD(nn.Module):
             num_sequences=self.num_sequences,
             warmup_steps=self.warmup_steps,
         )
-        encoder = RNN(nn.GRUCell(self.hidden), strategy, return_carry=True, name="encoder")
+        # parent=None lets each RNN adopt its cell and strategy: params['encoder']['cell'] and
+        # params['encoder']['initial_state'], where h0.initial_state_mask looks for them.
+        encoder = RNN(
+            nn.GRUCell(self.hidden, parent=None),
+            strategy.clone(parent=None),
+            return_carry=True,
+            name="encoder",
+        )
         initial_carry = None
         if self.initial_state == "random" and deterministic:
             initial_carry = jnp.zeros((windows.shape[0], self.hidden), windows.dtype)
@@ -112,7 +119,7 @@ class EncDecAD(nn.Module):
             windows, ids=ids, initial_carry=initial_carry, deterministic=deterministic
         )
         steps = windows.shape[1] - encoder.warmup_steps(initial_carry)
-        decoder = RNN(nn.GRUCell(self.hidden), Zeros(), name="decoder")
+        decoder = RNN(nn.GRUCell(self.hidden, parent=None), Zeros(parent=None), name="decoder")
         hidden = decoder(
             jnp.zeros((windows.shape[0], steps, 1), windows.dtype), initial_carry=carry
         )

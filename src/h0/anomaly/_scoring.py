@@ -319,14 +319,15 @@ class StageStream:
 
     def __init__(self, state: ScoringState, cfg: ScoringConfig):
         self.cfg = cfg
-        self._features = deque(np.asarray(state.features, np.float64))
+        history = np.asarray(state.features, np.float64)[-cfg.stats_window :]
+        self._features = deque(history)
         dims = state.features.shape[1]
-        self._sum = np.sum(state.features, axis=0, dtype=np.float64).reshape(dims)
-        outer = np.einsum("nd,ne->de", state.features, state.features).astype(np.float64)
+        self._sum = np.sum(history, axis=0).reshape(dims)
+        outer = np.einsum("nd,ne->de", history, history)
         self._outer = outer.reshape(dims, dims)
         self._dims = dims
-        self._surprises = deque(np.asarray(state.surprises, np.float64))
         keep = max(cfg.long_window, cfg.short_window)
+        self._surprises = deque(np.asarray(state.surprises, np.float64)[-keep:])
         self._keep = keep
         self._long_sum = float(np.sum(state.surprises[-cfg.long_window :]))
         self._long_sq = float(np.sum(state.surprises[-cfg.long_window :] ** 2))
