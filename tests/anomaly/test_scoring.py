@@ -107,7 +107,10 @@ def test_split_batches_equal_one_batch_and_stream(cfg):
     np.testing.assert_allclose(end.features, end2.features)
     np.testing.assert_allclose(end.surprises, end2.surprises)
     stream = StageStream(state, cfg)
-    one = [stream.update(None if np.isnan(f).any() else f, v) for f, v in zip(feats, values)]
+    one = [
+        stream.update(None if np.isnan(f).any() else f, v)
+        for f, v in zip(feats, values, strict=True)
+    ]
     np.testing.assert_allclose(one, whole, rtol=1e-7, atol=1e-9)
     assert (whole[:3] == 0).all() or cfg.range_rule
     assert np.argmax(whole[60:]) + 60 in (70, 71, 72, 73, 90)

@@ -97,7 +97,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="the encoder's initial-state strategy (default: learned)",
     )
     model.add_argument("--window", type=int, default=32, help="points per window (default 32)")
-    model.add_argument("--hidden", type=int, default=32, help="GRU hidden units (default 32)")
+    model.add_argument("--hidden", type=int, default=24, help="GRU hidden units (default 24)")
     model.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
     model.add_argument("--batch-size", type=int, default=64, help="windows per step (default 64)")
     model.add_argument("--learning-rate", type=float, default=3e-3, help="Adam (default 3e-3)")

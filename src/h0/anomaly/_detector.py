@@ -83,7 +83,7 @@ class DetectorConfig:
     """
 
     window: int = 32
-    hidden: int = 32
+    hidden: int = 24
     initial_state: str = "learned"
     epochs: int = 20
     batch_size: int = 64
