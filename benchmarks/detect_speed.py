@@ -119,7 +119,7 @@ def main() -> None:
     }
     rows = [
         (
-            "`h0 detect` end to end (median of %d, fresh process)" % len(e2e),
+            f"`h0 detect` end to end (median of {len(e2e)}, fresh process)",
             f"{result['end_to_end_s_median']:.1f} s",
             "<= 60 s",
         ),
