@@ -356,7 +356,9 @@ def _summary(run: Any, written: list[Path]) -> None:
     from rich.table import Table
 
     console = Console()
-    table = Table(title=f"h0 detect: {Path(run.source).name}", title_justify="left")
+    table = Table(
+        title=f"h0 detect: {Path(run.source).name}", title_justify="left", show_header=False
+    )
     table.add_column("")
     table.add_column("")
     table.add_row("points", f"{len(run.scores)} ({run.n_train} for training)")
