@@ -52,18 +52,36 @@ def test_detect_writes_outputs(tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left
 
 
-def test_sort_and_fill_missing_resolve_problems(tmp_path):
+def test_sort_and_fill_missing_resolve_problems_multivariate(tmp_path):
     csv = tmp_path / "s.csv"
-    frame = write_series(csv)
+    other = np.cos(np.arange(200) / 7.0)
+    frame = write_series(csv, extra={"other": other, "label": ["x"] * 200})
     frame.loc[10, "value"] = np.nan
     frame = frame.iloc[::-1]
     frame.to_csv(csv, index=False)
     out = tmp_path / "out"
-    rc = main(["detect", str(csv), "--sort", "--fill-missing", "--out", str(out), *FAST])
-    assert rc == 0
+    argv = ["detect", str(csv), "--sort", "--fill-missing", "--value-column", "value,other"]
+    assert main([*argv, "--out", str(out), *FAST]) == 0
     scores = pd.read_csv(out / "scores.csv")
+    assert list(scores.columns) == ["timestamp", "value", "other", "score", "is_anomaly"]
     assert scores["timestamp"].is_monotonic_increasing and len(scores) == 200
     assert scores["value"][10] == scores["value"][9]
+    np.testing.assert_allclose(scores["other"], other)
+    assert scores["score"].idxmax() == 150
+
+
+def test_series_without_time_column(tmp_path):
+    csv = tmp_path / "plain.csv"
+    v = np.sin(np.arange(200) / 5.0)
+    v[150] += 4.0
+    pd.DataFrame({"a": v}).to_csv(csv, index=False)
+    out = tmp_path / "out"
+    assert main(["detect", str(csv), "--out", str(out), "--no-plot", *FAST]) == 0
+    scores = pd.read_csv(out / "scores.csv")
+    assert list(scores.columns) == ["row", "a", "score", "is_anomaly"]
+    report = json.loads((out / "anomalies.json").read_text())
+    assert "150" in report["alarms"]
+    assert not (out / "report.png").exists()
 
 
 def bad_cases(tmp):

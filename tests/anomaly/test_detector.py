@@ -176,3 +176,23 @@ def test_bad_settings(kwargs, match):
 def test_not_fitted():
     with pytest.raises(RuntimeError, match="not fitted yet"):
         GRUAutoencoderDetector().score(np.zeros(10))
+
+
+def test_with_scoring_equals_refitting_with_those_settings(fitted):
+    det, x = fitted
+    test = x[240:].copy()
+    test[70] += 2.5
+    changes = dict(likelihood=False, window_error=False, refractory=5)
+    fresh = GRUAutoencoderDetector(**{**SMALL, **changes}, seed=1).fit(x[:240])
+    other = det.with_scoring(**changes)
+    np.testing.assert_allclose(other.score(test), fresh.score(test), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(other.decision_scores_, fresh.decision_scores_, rtol=1e-6, atol=1e-9)
+    assert other.threshold_ == fresh.threshold_
+    assert det.config.likelihood  # the original is unchanged
+    with pytest.raises(ValueError, match=r"with_scoring cannot change \['hidden'\]"):
+        det.with_scoring(hidden=4)
+
+
+def test_empty_continuation(fitted):
+    det, _ = fitted
+    assert det.score(np.zeros((0,))).shape == (0,)

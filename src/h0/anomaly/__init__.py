@@ -8,11 +8,17 @@ Example:
     (100,)
 """
 
-from h0.anomaly._detector import DetectorConfig, DetectorStream, GRUAutoencoderDetector
+from h0.anomaly._detector import (
+    SCORING_FIELDS,
+    DetectorConfig,
+    DetectorStream,
+    GRUAutoencoderDetector,
+)
 from h0.anomaly._model import STRATEGIES, EncDecAD, make_strategy
 from h0.anomaly._scoring import ScoringConfig, alarms
 
 __all__ = [
+    "SCORING_FIELDS",
     "STRATEGIES",
     "DetectorConfig",
     "DetectorStream",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import json
@@ -29,6 +30,25 @@ from h0.anomaly._scoring import (
 from h0.anomaly._train import make_residual_fn, make_train_fns
 
 _FORMAT = "h0-gru-autoencoder-detector/1"
+
+#: Settings :meth:`GRUAutoencoderDetector.with_scoring` may change (they leave the network alone).
+SCORING_FIELDS = (
+    "window_error",
+    "normalize",
+    "stats_window",
+    "likelihood",
+    "long_window",
+    "short_window",
+    "min_history",
+    "range_rule",
+    "range_margin",
+    "range_warmup",
+    "threshold",
+    "threshold_quantile",
+    "contamination",
+    "min_threshold",
+    "refractory",
+)
 
 
 def _optimizer(learning_rate: float) -> optax.GradientTransformation:
@@ -323,20 +343,33 @@ class GRUAutoencoderDetector:
         self.params_ = params
         self._build_functions()
 
+        self._train_values = series
+        self._held_features = [self._features(w, i) for i, w in enumerate(held_out)]
+        self._train_features = []
+        for i, s in enumerate(series):
+            features = np.full((s.shape[0], 2 * self.n_features_), np.nan)
+            features[cfg.window - 1 :] = self._features(
+                _windows(self._standardize(s), cfg.window), i
+            )
+            self._train_features.append(features)
+        self._calibrate()
+        self._fitted = True
+        return self
+
+    def _calibrate(self) -> None:
+        """Run the scoring stages over the training series: their end states, scores, threshold."""
+        cfg = self.config
         scoring = cfg.scoring()
         self._states: list[ScoringState] = []
         calibration = []
-        for i, s in enumerate(series):
-            held = self._features(held_out[i], i)
-            state = ScoringState.initial(held, self.n_features_)
+        for i, s in enumerate(self._train_values):
+            state = ScoringState.initial(self._select(self._held_features[i]), self.n_features_)
+            scores, state = run_stages(state, self._select(self._train_features[i]), s, scoring)
             standardized = self._standardize(s)
-            features = np.full((s.shape[0], held.shape[1]), np.nan)
-            features[cfg.window - 1 :] = self._features(_windows(standardized, cfg.window), i)
-            scores, state = run_stages(state, features, s, scoring)
             state.tail = standardized[s.shape[0] - (cfg.window - 1) :]  # type: ignore[attr-defined]
             self._states.append(state)
             calibration.append(scores)
-        self.decision_scores_ = calibration[0] if len(series) == 1 else calibration
+        self.decision_scores_ = calibration[0] if len(calibration) == 1 else calibration
         pooled_scores = np.concatenate(calibration)
         if cfg.threshold is not None:
             self.threshold_ = float(cfg.threshold)
@@ -346,15 +379,45 @@ class GRUAutoencoderDetector:
             self.threshold_ = max(
                 float(np.quantile(pooled_scores, cfg.threshold_quantile)), cfg.min_threshold
             )
-        self._fitted = True
-        return self
+
+    def _select(self, features: np.ndarray) -> np.ndarray:
+        """The feature columns the configuration uses (newest-point error, window error)."""
+        return features if self.config.window_error else features[:, : self.n_features_]
+
+    def with_scoring(self, **changes: Any) -> GRUAutoencoderDetector:
+        """A copy with other scoring or alarm settings, sharing the trained network.
+
+        The scoring stages are re-run over the stored training errors (no retraining), so the
+        contribution of each stage can be measured on the same network.
+
+        Args:
+            **changes: Any of :data:`SCORING_FIELDS` (e.g. ``likelihood=False``).
+
+        Returns:
+            A new fitted detector.
+
+        Raises:
+            ValueError: For a setting that would change the network or its training.
+        """
+        self._check_fitted()
+        bad = sorted(set(changes) - set(SCORING_FIELDS))
+        if bad:
+            raise ValueError(
+                f"with_scoring cannot change {bad}: they change the network; choose among "
+                f"{SCORING_FIELDS}."
+            )
+        other = copy.copy(self)
+        other.config = dataclasses.replace(self.config, **changes)
+        other._build_functions()
+        other._calibrate()
+        return other
 
     def _check_fitted(self) -> None:
         if not self._fitted:
             raise RuntimeError("This detector is not fitted yet: call fit(X) first.")
 
     def _features(self, windows: np.ndarray, series: int) -> np.ndarray:
-        """Error features ``[n, D]`` of standardised windows, in fixed-size jitted batches."""
+        """Error features ``[n, 2C]`` (newest-point error, window RMS) in fixed-size jitted batches."""
         n = windows.shape[0]
         size = min(self.config.score_batch, max(n, 1))
         out = []
@@ -367,11 +430,8 @@ class GRUAutoencoderDetector:
                 )
             ids = jnp.full((size,), series, jnp.int32)
             recent, whole = self._residual_fn(self.params_, jnp.asarray(chunk), ids)
-            parts = [np.asarray(recent)[:real]]
-            if self.config.window_error:
-                parts.append(np.asarray(whole)[:real])
-            out.append(np.concatenate(parts, axis=1))
-        dims = self.n_features_ * (2 if self.config.window_error else 1)
+            out.append(np.concatenate([np.asarray(recent)[:real], np.asarray(whole)[:real]], 1))
+        dims = 2 * self.n_features_
         return np.concatenate(out).astype(np.float64) if out else np.zeros((0, dims))
 
     # ----------------------------------------------------------------------------- scoring
@@ -408,7 +468,9 @@ class GRUAutoencoderDetector:
     def _score(self, values: np.ndarray, series: int) -> tuple[np.ndarray, ScoringState]:
         state = self._states[series]
         joined = np.concatenate([state.tail, self._standardize(values)])
-        features = self._features(_windows(joined, self.config.window), series)
+        if values.shape[0] == 0:
+            return np.zeros((0,)), state
+        features = self._select(self._features(_windows(joined, self.config.window), series))
         return run_stages(state, features, values, self.config.scoring())
 
     def predict(self, X: Any, *, series: int = 0) -> np.ndarray:
@@ -430,6 +492,9 @@ class GRUAutoencoderDetector:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save to directory ``path`` (orbax checkpoint of the parameters + JSON + npz), atomically.
+
+        The npz holds the standardisation and the training series with their reconstruction
+        errors, from which :meth:`load` re-runs the (deterministic) scoring stages.
 
         Everything is written to a temporary directory beside ``path`` and renamed into place;
         an existing ``path`` is replaced only once the new one is complete.
@@ -454,20 +519,10 @@ class GRUAutoencoderDetector:
             }
             (tmp / "detector.json").write_text(json.dumps(meta, indent=1))
             arrays: dict[str, np.ndarray] = {"mean": self.mean_, "scale": self.scale_}
-            for i, s in enumerate(self._states):
-                arrays.update(
-                    {
-                        f"s{i}_features": s.features,
-                        f"s{i}_surprises": s.surprises,
-                        f"s{i}_min": s.range_min,
-                        f"s{i}_max": s.range_max,
-                        f"s{i}_seen": np.asarray(s.seen),
-                        f"s{i}_tail": s.tail,  # type: ignore[attr-defined]
-                    }
-                )
-            scores = self.decision_scores_
-            for i, d in enumerate(scores if isinstance(scores, list) else [scores]):
-                arrays[f"s{i}_decision_scores"] = d
+            for i in range(self.n_series_):
+                arrays[f"s{i}_values"] = self._train_values[i]
+                arrays[f"s{i}_held_features"] = self._held_features[i]
+                arrays[f"s{i}_train_features"] = self._train_features[i]
             np.savez(tmp / "scoring.npz", **arrays)
             old = None
             if path.exists():
@@ -498,27 +553,18 @@ class GRUAutoencoderDetector:
         det = cls(**meta["config"])
         det.n_features_ = int(meta["n_features"])
         det.n_series_ = int(meta["n_series"])
-        det.threshold_ = float(meta["threshold"])
         det.loss_history_ = list(meta["loss_history"])
         with ocp.PyTreeCheckpointer() as ckpt:
             params = ckpt.restore(path / "params")
         det.params_ = jax.tree.map(jnp.asarray, params)
         with np.load(path / "scoring.npz") as arrays:
             det.mean_, det.scale_ = arrays["mean"], arrays["scale"]
-            det._states = []
-            decision = []
-            for i in range(det.n_series_):
-                state = ScoringState(
-                    arrays[f"s{i}_features"],
-                    arrays[f"s{i}_surprises"],
-                    arrays[f"s{i}_min"],
-                    arrays[f"s{i}_max"],
-                    int(arrays[f"s{i}_seen"]),
-                )
-                state.tail = arrays[f"s{i}_tail"]  # type: ignore[attr-defined]
-                det._states.append(state)
-                decision.append(arrays[f"s{i}_decision_scores"])
-        det.decision_scores_ = decision[0] if det.n_series_ == 1 else decision
+            n = det.n_series_
+            det._train_values = [arrays[f"s{i}_values"] for i in range(n)]
+            det._held_features = [arrays[f"s{i}_held_features"] for i in range(n)]
+            det._train_features = [arrays[f"s{i}_train_features"] for i in range(n)]
+        # The scoring stages are numpy and deterministic: re-running them restores their state.
+        det._calibrate()
         det._build_functions()
         det._fitted = True
         return det
@@ -557,10 +603,8 @@ class DetectorStream:
         window = np.concatenate([self._buffer, standardized])
         self._buffer = window[1:]
         recent, whole = det._residual_fn(det.params_, jnp.asarray(window[None]), self._ids)
-        parts = [np.asarray(recent)[0]]
-        if det.config.window_error:
-            parts.append(np.asarray(whole)[0])
-        score = self._stages.update(np.concatenate(parts), v)
+        features = np.concatenate([np.asarray(recent)[0], np.asarray(whole)[0]])
+        score = self._stages.update(det._select(features[None])[0], v)
         self._since += 1
         self.is_anomaly = bool(score >= det.threshold_ and self._since > det.config.refractory)
         if self.is_anomaly:
