@@ -107,6 +107,9 @@ def test_per_sequence_has_one_state_per_series():
     a, b = sine(300, seed=0), 3 + 2 * sine(300, seed=1)
     det = GRUAutoencoderDetector(**SMALL, initial_state="per_sequence").fit([a, b])
     assert det.params_["encoder"]["initial_state"]["init_h"].shape == (2, 8)
+    spiked = b[:100].copy()
+    spiked[60] += 6.0
+    assert np.argmax(det.score(spiked, series=1)) == 60
     s0, s1 = det.score(a[:50], series=0), det.score(a[:50], series=1)
     assert not np.allclose(s0, s1)
     assert len(det.decision_scores_) == 2
@@ -114,13 +117,34 @@ def test_per_sequence_has_one_state_per_series():
         det.score(a, series=2)
 
 
-@pytest.mark.parametrize("strategy", [s for s in STRATEGIES if s != "learned"])
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        "zeros",
+        "warmup",
+        # per_sequence: test_per_sequence_has_one_state_per_series; these two are
+        # checked at the model level in test_model.py; end to end only in the slow set
+        pytest.param("random", marks=pytest.mark.slow),
+        pytest.param("learned_noisy", marks=pytest.mark.slow),
+    ],
+)
 def test_every_strategy_fits_and_finds_a_spike(strategy):
     x = sine()
     det = GRUAutoencoderDetector(**SMALL, initial_state=strategy).fit(x[:240])
     test = x[240:].copy()
     test[70] += 3.0
     assert np.argmax(det.score(test)) == 70
+
+
+def test_strategy_list_is_covered():
+    assert set(STRATEGIES) == {
+        "zeros",
+        "random",
+        "learned",
+        "learned_noisy",
+        "per_sequence",
+        "warmup",
+    }
 
 
 def test_learned_state_moves_away_from_zero(fitted):
@@ -137,7 +161,7 @@ def test_each_stage_can_be_switched_off():
     ).fit(x[:240])
     scores = raw.score(test)
     # Without the stages the score is the squared error of the newest point, standardised units.
-    joined = np.concatenate([raw._states[0].tail, raw._standardize(test[:, None])])
+    joined = np.concatenate([raw._tails[0], raw._standardize(test[:, None])])
     window = joined[70:78][None]  # the 7 tail points come first: test[70] is joined[77]
     recent, _ = raw._residual_fn(raw.params_, window, np.zeros((1,), np.int32))
     assert scores[70] == pytest.approx(float(np.asarray(recent)[0, 0]) ** 2, rel=1e-5)

@@ -303,7 +303,6 @@ def run_detect(args: argparse.Namespace) -> int:
     )
     if args.save_model:
         detector.save(args.save_model)
-    run.timings["report"] = 0.0
     written = write_report(run, out, plot=not args.no_plot)
     run.timings["total"] = time.perf_counter() - started
     if not args.quiet:

@@ -57,8 +57,8 @@ def _optimizer(learning_rate: float) -> optax.GradientTransformation:
 
 @functools.lru_cache(maxsize=32)
 def _compiled_train(model: EncDecAD, learning_rate: float) -> Callable[..., Any]:
-    # Cached so that detectors with the same architecture reuse one compiled epoch.
-    return make_train_fns(model, _optimizer(learning_rate))[1]
+    # Cached so that detectors with the same architecture reuse one compiled step.
+    return make_train_fns(model, _optimizer(learning_rate))[0]
 
 
 @functools.lru_cache(maxsize=32)
@@ -324,19 +324,24 @@ class GRUAutoencoderDetector:
             jnp.asarray(ids[:batch]),
         )["params"]
         opt_state = _optimizer(cfg.learning_rate).init(params)
-        train_epoch = _compiled_train(model, float(cfg.learning_rate))
+        # One compiled step for fixed [batch, window, C] shapes, whatever the series' length.
+        train_step = _compiled_train(model, float(cfg.learning_rate))
         rng = np.random.default_rng(cfg.seed)
         steps = windows.shape[0] // batch
         self.loss_history_ = []
         for epoch in range(cfg.epochs):
-            order = rng.permutation(windows.shape[0])[: steps * batch]
-            params, opt_state, loss = train_epoch(
-                params,
-                opt_state,
-                jnp.asarray(windows[order].reshape(steps, batch, *windows.shape[1:])),
-                jnp.asarray(ids[order].reshape(steps, batch)),
-                jax.random.fold_in(train_key, epoch),
-            )
+            order = rng.permutation(windows.shape[0])[: steps * batch].reshape(steps, batch)
+            keys = jax.random.split(jax.random.fold_in(train_key, epoch), steps)
+            losses = []
+            for step in range(steps):
+                params, opt_state, step_loss = train_step(
+                    params,
+                    opt_state,
+                    (jnp.asarray(windows[order[step]]), jnp.asarray(ids[order[step]])),
+                    keys[step],
+                )
+                losses.append(step_loss)
+            loss = jnp.mean(jnp.stack(losses))
             self.loss_history_.append(float(loss))
             if callback is not None:
                 callback(epoch + 1, cfg.epochs, float(loss))
@@ -361,12 +366,12 @@ class GRUAutoencoderDetector:
         cfg = self.config
         scoring = cfg.scoring()
         self._states: list[ScoringState] = []
+        self._tails: list[np.ndarray] = []  # the last window - 1 standardised training points
         calibration = []
         for i, s in enumerate(self._train_values):
             state = ScoringState.initial(self._select(self._held_features[i]), self.n_features_)
             scores, state = run_stages(state, self._select(self._train_features[i]), s, scoring)
-            standardized = self._standardize(s)
-            state.tail = standardized[s.shape[0] - (cfg.window - 1) :]  # type: ignore[attr-defined]
+            self._tails.append(self._standardize(s[s.shape[0] - (cfg.window - 1) :]))
             self._states.append(state)
             calibration.append(scores)
         self.decision_scores_ = calibration[0] if len(calibration) == 1 else calibration
@@ -467,7 +472,7 @@ class GRUAutoencoderDetector:
 
     def _score(self, values: np.ndarray, series: int) -> tuple[np.ndarray, ScoringState]:
         state = self._states[series]
-        joined = np.concatenate([state.tail, self._standardize(values)])
+        joined = np.concatenate([self._tails[series], self._standardize(values)])
         if values.shape[0] == 0:
             return np.zeros((0,)), state
         features = self._select(self._features(_windows(joined, self.config.window), series))
@@ -585,7 +590,7 @@ class DetectorStream:
         self._det = detector
         self._series = series
         state = detector._states[series]
-        self._buffer = np.array(state.tail, np.float32)
+        self._buffer = np.array(detector._tails[series], np.float32)
         self._stages = StageStream(state, detector.config.scoring())
         self._ids = jnp.full((1,), series, jnp.int32)
         self._since = 1 << 30

@@ -335,6 +335,7 @@ class StageStream:
         self._min = state.range_min.astype(np.float64).copy()
         self._max = state.range_max.astype(np.float64).copy()
         self._seen = state.seen
+        self._updates = 0
 
     def _gaussian(self, f: np.ndarray) -> float:
         n = len(self._features)
@@ -357,6 +358,11 @@ class StageStream:
             old = self._features.popleft()
             self._sum -= old
             self._outer -= np.outer(old, old)
+        self._updates += 1
+        if self._updates % self.cfg.stats_window == 0:  # bound the rounding drift of the sums
+            history = np.array(self._features)
+            self._sum = history.sum(axis=0)
+            self._outer = history.T @ history
         return surprise
 
     def _likelihood(self, a: float) -> float:
@@ -371,17 +377,17 @@ class StageStream:
             self._long_sq -= old * old
         if len(self._surprises) > self._keep:
             self._surprises.popleft()
+        if self._count % cfg.long_window == 0:  # bound the rounding drift of the sums
+            recent = np.array(self._surprises)[-cfg.long_window :]
+            self._long_sum, self._long_sq = float(recent.sum()), float((recent**2).sum())
         if self._count < cfg.min_history:
             return float(_surprise_from_log_p(np.log(0.5)))
         n = min(self._count, cfg.long_window)
         mean = self._long_sum / n
         std = math.sqrt(max(self._long_sq / n - mean * mean, 0.0))
         k = min(cfg.short_window, len(self._surprises))
-        short = (
-            sum(list(self._surprises)[-k:]) / k
-            if k < 64
-            else float(np.mean(list(self._surprises)[-k:]))
-        )
+        short = sum(self._surprises[-i] for i in range(1, k + 1)) / k
+
         z = (short - mean) / max(std, cfg.sigma_floor)
         return float(_surprise_from_log_p(special.log_ndtr(-z)))
 
