@@ -220,3 +220,13 @@ def test_with_scoring_equals_refitting_with_those_settings(fitted):
 def test_empty_continuation(fitted):
     det, _ = fitted
     assert det.score(np.zeros((0,))).shape == (0,)
+
+
+def test_fit_score_is_training_scores_then_continuation(fitted):
+    det, x = fitted
+    other = GRUAutoencoderDetector(**SMALL, seed=1)
+    scores = other.fit_score(x, train_size=240)
+    np.testing.assert_array_equal(scores[:240], det.decision_scores_)
+    np.testing.assert_allclose(scores[240:], det.score(x[240:]), rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValueError, match=r"train_size must lie in \(0, 360\)"):
+        other.fit_score(x, train_size=360)

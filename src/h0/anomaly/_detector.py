@@ -470,6 +470,29 @@ class GRUAutoencoderDetector:
 
     decision_function = score
 
+    def fit_score(self, X: Any, *, train_size: int, **fit_kwargs: Any) -> np.ndarray:
+        """Fit on the first ``train_size`` points of ``X`` and score all of ``X`` causally.
+
+        This is how NAB runs a detector: train on the probationary period, then score every point
+        with no look-ahead. The first ``train_size`` scores are :attr:`decision_scores_`.
+
+        Args:
+            X: One series ``[T]`` or ``[T, C]``.
+            train_size: Points to train on (the first ones).
+            **fit_kwargs: Passed to :meth:`fit` (e.g. ``callback``).
+
+        Returns:
+            Scores ``[T]``.
+        """
+        values = as_values(X)
+        if not 0 < train_size < values.shape[0]:
+            raise ValueError(
+                f"train_size must lie in (0, {values.shape[0]}) for X of {values.shape[0]} points; "
+                f"got {train_size}."
+            )
+        self.fit(values[:train_size], **fit_kwargs)
+        return np.concatenate([self.decision_scores_, self.score(values[train_size:])])
+
     def _score(self, values: np.ndarray, series: int) -> tuple[np.ndarray, ScoringState]:
         state = self._states[series]
         joined = np.concatenate([self._tails[series], self._standardize(values)])
@@ -607,7 +630,7 @@ class DetectorStream:
         standardized = det._standardize(v[None])
         window = np.concatenate([self._buffer, standardized])
         self._buffer = window[1:]
-        recent, whole = det._residual_fn(det.params_, jnp.asarray(window[None]), self._ids)
+        recent, whole = det._residual_fn(det.params_, window[None], self._ids)
         features = np.concatenate([np.asarray(recent)[0], np.asarray(whole)[0]])
         score = self._stages.update(det._select(features[None])[0], v)
         self._since += 1
