@@ -172,7 +172,6 @@ def test_each_stage_can_be_switched_off():
     ("kwargs", "data", "match"),
     [
         ({}, np.zeros(10), "needs at least 16"),
-        ({}, np.ones(100), "constant channels"),
         ({}, np.r_[np.arange(50.0), np.nan, np.arange(50.0)], "NaN or inf values at rows 50"),
         ({}, np.zeros((10, 2, 2)), r"shape \[time\] or \[time, channels\]"),
     ],
@@ -230,3 +229,11 @@ def test_fit_score_is_training_scores_then_continuation(fitted):
     np.testing.assert_allclose(scores[240:], det.score(x[240:]), rtol=1e-6, atol=1e-9)
     with pytest.raises(ValueError, match=r"train_size must lie in \(0, 360\)"):
         other.fit_score(x, train_size=360)
+
+
+def test_constant_training_part_still_scores_a_later_change():
+    x = np.r_[np.full(200, 3.0), np.full(40, 3.0), np.full(20, 4.0)]
+    det = GRUAutoencoderDetector(**SMALL).fit(x[:200])
+    scores = det.score(x[200:])
+    assert np.isfinite(scores).all()
+    assert scores[40] == scores.max() and scores[40] > scores[:40].max()

@@ -295,12 +295,10 @@ class GRUAutoencoderDetector:
                 )
         pooled = np.concatenate(series)
         self.mean_ = pooled.mean(axis=0)
-        self.scale_ = pooled.std(axis=0)
-        if (self.scale_ == 0).any():
-            raise ValueError(
-                f"X has constant channels {np.flatnonzero(self.scale_ == 0).tolist()}; there is "
-                "nothing to learn from them."
-            )
+        # A channel constant during training (NAB has such series) is only centred: any later
+        # change then shows as reconstruction error.
+        scale = pooled.std(axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
         self.n_features_ = pooled.shape[1]
         self.n_series_ = len(series)
 
@@ -424,7 +422,8 @@ class GRUAutoencoderDetector:
     def _features(self, windows: np.ndarray, series: int) -> np.ndarray:
         """Error features ``[n, 2C]`` (newest-point error, window RMS) in fixed-size jitted batches."""
         n = windows.shape[0]
-        size = min(self.config.score_batch, max(n, 1))
+        # Calls have a few fixed shapes (powers of two up to score_batch), so few compilations.
+        size = min(self.config.score_batch, 1 << max(n - 1, 0).bit_length())
         out = []
         for start in range(0, n, size):
             chunk = np.asarray(windows[start : start + size], np.float32)
