@@ -56,12 +56,6 @@ def test_matches_step_loop(strategy):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-def test_warmup_reads_but_does_not_reconstruct_first_points():
-    model = EncDecAD(features=1, hidden=4, initial_state="warmup", warmup_steps=3)
-    x = jnp.ones((2, 10, 1))
-    assert model.apply(model.init(jax.random.key(0), x), x).shape == (2, 7, 1)
-
-
 def test_random_trains_with_noise_and_scores_without():
     model = EncDecAD(features=1, hidden=4, initial_state="random")
     x = jnp.ones((2, 6, 1))
@@ -115,10 +109,10 @@ def test_training_reduces_reconstruction_loss():
     key = jax.random.key(0)
     before = reconstruction_loss(model, params, (windows, ids.reshape(-1)), key, deterministic=True)
     s = optimizer.init(params)
-    for e in range(15):
+    for e in range(8):
         params, s, _ = epoch(params, s, batches, ids, jax.random.fold_in(key, e))
     after = reconstruction_loss(model, params, (windows, ids.reshape(-1)), key, deterministic=True)
-    assert after < 0.3 * before
+    assert after < 0.5 * before
 
 
 def test_residuals_are_newest_error_and_window_rms():
