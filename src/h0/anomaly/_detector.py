@@ -279,7 +279,7 @@ class GRUAutoencoderDetector:
             ``self``.
 
         Raises:
-            ValueError: For bad shapes, NaN/inf, constant channels, too short series.
+            ValueError: For bad shapes, NaN/inf, series shorter than ``2 * window``.
         """
         del y
         cfg = self.config
