@@ -61,13 +61,12 @@ def test_range_rule_by_hand():
     cfg = ScoringConfig(range_margin=0.1, range_warmup=3)
     x = np.array([[5.0, 0], [7, 0], [6, 1], [7.3, 0.5], [4.7, 0], [9, 0], [3, 0]])
     flags, lo, hi = range_flags(np.array([np.inf, np.inf]), np.array([-np.inf, -np.inf]), 0, x, cfg)
-    # Range before row 3 is [5, 7] (margin 0.2): 7.3 is beyond 7.2 -> flagged. Row 4: [5, 7.3],
-    # margin 0.23, 4.7 is not below 4.77 -> flagged... 4.7 < 4.77 yes.
-    # Row 5: [4.7, 7.3] margin .26 -> 9 > 7.56 flagged; row 6: [4.7, 9] margin .43 -> 3 < 4.27.
+    # Rows 0-2 are the warm-up. Row 3: range [5, 7], margin 0.2, 7.3 > 7.2. Row 4: range
+    # [5, 7.3], margin 0.23, 4.7 < 4.77. Row 5: range [4.7, 7.3], margin 0.26, 9 > 7.56.
+    # Row 6: range [4.7, 9], margin 0.43, 3 < 4.27. The second channel never leaves [0, 1].
     assert flags.tolist() == [False, False, False, True, True, True, True]
     np.testing.assert_array_equal(lo, [3, 0])
     np.testing.assert_array_equal(hi, [9, 1])
-    # Second channel: range [0, 1] before row 3 gives margin 0.1; nothing beyond it.
 
 
 def test_alarms_refractory_and_carry_over():
