@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from h0._errors import UsageError
+from h0.anomaly._cli import add_parser as add_detect_parser
 from h0.evaluate._cli import add_parser as add_nab_parser
 
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"h0 {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Subcommands register here, one line each.
+    add_detect_parser(subparsers)
     add_nab_parser(subparsers)
     return parser
 
