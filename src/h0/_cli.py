@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from h0._errors import UsageError
 from h0.anomaly._cli import add_parser as add_detect_parser
 from h0.evaluate._cli import add_parser as add_nab_parser
+from h0.evaluate._cli import add_study_parser
 
 
 def _version() -> str:
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Subcommands register here, one line each.
     add_detect_parser(subparsers)
     add_nab_parser(subparsers)
+    add_study_parser(subparsers)
     return parser
 
 

@@ -76,7 +76,8 @@ class DetectorConfig:
         initial_state: The encoder's initial-state strategy: ``'zeros'``, ``'random'``,
             ``'learned'``, ``'learned_noisy'``, ``'per_sequence'`` (one learned state per training
             series) or ``'warmup'`` (burn in ``window // 4`` points from zeros).
-        epochs: Passes over the training windows.
+        epochs: Passes over the training windows; 0 keeps the random initial weights (an
+            untrained baseline: only the scoring stages are calibrated).
         batch_size: Windows per training step (the last incomplete batch of an epoch is dropped).
         learning_rate: Adam's learning rate.
         validation_fraction: Share of the training windows (the latest ones) held out from training;
@@ -132,7 +133,6 @@ class DetectorConfig:
         positive = (
             "window",
             "hidden",
-            "epochs",
             "batch_size",
             "error_span",
             "stats_window",
@@ -144,6 +144,8 @@ class DetectorConfig:
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+        if not isinstance(self.epochs, int | np.integer) or self.epochs < 0:
+            raise ValueError(f"epochs must be a non-negative integer; got {self.epochs!r}.")
         if self.window < 2:
             raise ValueError(f"window must be at least 2; got {self.window}.")
         if self.error_span > self.window - self.warmup_steps:

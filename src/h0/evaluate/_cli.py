@@ -72,7 +72,170 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--json", action="store_true", help="print one JSON object {profile: score} only"
     )
     score.set_defaults(func=_score_command)
+
+    run = nab_sub.add_parser(
+        "run",
+        help="run a detector on every NAB series as NAB requires, write NAB's layout, score it",
+        description=(
+            "Train on each series' probationary period only, score every row causally, write "
+            "OUT/results/<detector>/<folder>/<detector>_<file>.csv in NAB's layout and score it "
+            "with thresholds optimised over the corpus. Detectors with scoring stages (h0-gru, "
+            "h0-untrained, zscore) write one results folder per stage variant (raw, norm, lik, "
+            "full) from one trained network per series: the ablation table."
+        ),
+    )
+    run.add_argument("--detector", default="h0-gru", help="one of: " + ", ".join(_DETECTORS))
+    run.add_argument("--initial-state", default="learned", help="h0 detector's initial state")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--epochs", type=int, default=None, help="h0 detector's training epochs")
+    run.add_argument("--nab", metavar="NAB_ROOT", type=Path, default=None)
+    run.add_argument("--out", metavar="DIR", type=Path, required=True)
+    run.add_argument("--workers", type=int, default=2, help="processes (series in parallel)")
+    run.add_argument(
+        "--series",
+        action="append",
+        default=None,
+        metavar="PATTERN",
+        help="only series whose path contains PATTERN (repeatable; a quick check)",
+    )
+    run.add_argument(
+        "--limit", type=int, default=None, help="only the first N (chosen) series (a quick check)"
+    )
+    run.set_defaults(func=_run_command)
     return nab
+
+
+_DETECTORS = ("h0-gru", "h0-untrained", "zscore", "random", "iforest", "pca")
+
+
+def _nab_root(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    env = os.environ.get(NAB_ROOT_ENV)
+    if not env:
+        raise UsageError(f"no NAB corpus given: pass --nab NAB_ROOT or set ${NAB_ROOT_ENV}")
+    return Path(env)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from h0.evaluate import _run
+
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1; got {args.workers}")
+    corpus = _run.load(_nab_root(args.nab))
+    options = {} if args.epochs is None else {"epochs": args.epochs}
+    scorer = _run.make_scorer(
+        args.detector, initial_state=args.initial_state, seed=args.seed, **options
+    )
+    files = list(corpus.files)
+    if args.series:
+        files = [f for f in files if any(p in f for p in args.series)]
+        if not files:
+            raise UsageError(f"--series {args.series} matches no NAB series")
+    if args.limit:
+        files = files[: args.limit]
+    if len(files) == len(corpus.files):
+        files = None
+    total = len(files) if files else len(corpus.files)
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(f"{args.detector} on NAB", total=total)
+        by_variant = _run.run_corpus(
+            scorer,
+            corpus,
+            files=files,
+            workers=args.workers,
+            progress=lambda rel: progress.advance(task),
+        )
+    if files:  # a partial run scores against the files it ran only
+        corpus = _run.subset(corpus, files)
+    summary = _run.evaluate_variants(by_variant, corpus, prefix=args.detector)
+    out = Path(args.out)
+    for variant, scores in by_variant.items():
+        name = args.detector if len(by_variant) == 1 else f"{args.detector}-{variant}"
+        _run.write_results(out / "results", name, scores, corpus)
+    _run.write_json(
+        out / "summary.json",
+        {
+            "detector": args.detector,
+            "initial_state": args.initial_state,
+            "seed": args.seed,
+            "series": total,
+            "scores": summary,
+        },
+    )
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="NAB scores (thresholds optimised over the corpus) and mean VUS-PR")
+    for column in ("detector", "standard", "reward_low_FP_rate", "reward_low_FN_rate", "VUS-PR"):
+        table.add_column(column, justify="left" if column == "detector" else "right")
+    for name, row in summary.items():
+        table.add_row(
+            name,
+            *(f"{row[p]:.1f}" for p in ("standard", "reward_low_FP_rate", "reward_low_FN_rate")),
+            f"{row.get('vus_pr', float('nan')):.3f}",
+        )
+    Console().print(table)
+
+
+def add_study_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``h0 study initial-state``."""
+    study = subparsers.add_parser(
+        "study", help="studies: does the initial state matter?", description="h0's studies."
+    )
+    study.set_defaults(func=lambda args: _missing_subcommand(study))
+    sub = study.add_subparsers(dest="study_command", metavar="STUDY")
+    initial = sub.add_parser(
+        "initial-state",
+        help="zeros vs random vs learned vs ... over several seeds, paired against zeros",
+        description=(
+            "Compare initial-state strategies over several seeds on (a) a synthetic task where "
+            "the start should matter and, with --nab, (b) NAB with h0's detector (NAB standard "
+            "score and VUS-PR). Writes a markdown report, JSON and plots into --out."
+        ),
+    )
+    initial.add_argument("--seeds", type=int, default=5)
+    initial.add_argument("--steps", type=int, default=400, help="training steps (synthetic)")
+    initial.add_argument("--nab", metavar="NAB_ROOT", type=Path, default=None)
+    initial.add_argument(
+        "--nab-strategies",
+        default="zeros,random,learned,learned_noisy,warmup",
+        help="comma-separated detector strategies for the NAB part",
+    )
+    initial.add_argument("--epochs", type=int, default=None, help="detector epochs (NAB part)")
+    initial.add_argument("--workers", type=int, default=2)
+    initial.add_argument("--skip-synthetic", action="store_true")
+    initial.add_argument("--out", metavar="DIR", type=Path, default=Path("docs/study"))
+    initial.set_defaults(func=_study_command)
+    return study
+
+
+def _study_command(args: argparse.Namespace) -> int:
+    from h0.evaluate import _study
+
+    if args.seeds < 2:
+        raise UsageError(f"--seeds must be at least 2 for a paired comparison; got {args.seeds}")
+    nab_root = None if args.nab is None else _nab_root(args.nab)
+    report = _study.run_study(
+        out=args.out,
+        seeds=range(args.seeds),
+        steps=args.steps,
+        nab_root=nab_root,
+        nab_strategies=tuple(s for s in args.nab_strategies.split(",") if s),
+        epochs=args.epochs,
+        workers=args.workers,
+        synthetic=not args.skip_synthetic,
+    )
+    print(report)
+    return 0
 
 
 def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
@@ -83,12 +246,7 @@ def _missing_subcommand(parser: argparse.ArgumentParser) -> int:
 def _score_command(args: argparse.Namespace) -> int:
     from h0.evaluate import _nab
 
-    root = args.nab
-    if root is None:
-        env = os.environ.get(NAB_ROOT_ENV)
-        if not env:
-            raise UsageError(f"no NAB corpus given: pass --nab NAB_ROOT or set ${NAB_ROOT_ENV}")
-        root = Path(env)
+    root = _nab_root(args.nab)
     corpus = _nab.load_corpus(root)
     results = _nab.load_results(args.results_dir, corpus)
     profiles = args.profile or list(corpus.profiles)

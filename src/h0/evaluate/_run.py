@@ -1,0 +1,311 @@
+"""Run detectors over the whole NAB corpus as NAB requires, write NAB's results layout, score it.
+
+Each series is handled alone: the detector may train on the probationary period only (NAB's first
+15%, at most 750 rows), then scores every row causally. A *scorer* returns several named variants
+of scores per series (for example the raw model and each scoring stage added), so that an
+ablation trains each network once. Series run in a process pool.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import dataclasses
+import multiprocessing
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from h0._errors import UsageError
+from h0.evaluate import _baselines as baselines
+from h0.evaluate import _metrics as metrics
+from h0.evaluate._nab import NabCorpus, NabResults, load_corpus, probation_length, score_corpus
+
+#: Ablation variants of the scoring stages, in the order they are added.
+STAGES: dict[str, dict[str, bool]] = {
+    "raw": {"normalize": False, "likelihood": False, "range_rule": False},
+    "norm": {"normalize": True, "likelihood": False, "range_rule": False},
+    "lik": {"normalize": True, "likelihood": True, "range_rule": False},
+    "full": {"normalize": True, "likelihood": True, "range_rule": True},
+}
+
+
+class SeriesScorer(Protocol):
+    """``scorer(values [T, 1], train_end) -> {variant: scores [T]}``, causal."""
+
+    def __call__(self, values: np.ndarray, train_end: int) -> dict[str, np.ndarray]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class H0GRUScorer:
+    """h0's GRU encoder-decoder: trained on the probationary rows, every stage variant.
+
+    Attributes:
+        initial_state: The encoder's initial-state strategy name.
+        seed: Training seed.
+        stages: Which stage variants to return (names of :data:`STAGES`).
+        untrained: Keep the network at its random initialisation (a baseline that shows what
+            training contributes); the scoring stages are still calibrated.
+        options: Further :class:`h0.anomaly.GRUAutoencoderDetector` settings.
+    """
+
+    initial_state: str = "learned"
+    seed: int = 0
+    stages: tuple[str, ...] = tuple(STAGES)
+    untrained: bool = False
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def __call__(self, values: np.ndarray, train_end: int) -> dict[str, np.ndarray]:
+        """Fit on ``values[:train_end]`` and score every row, once per stage variant."""
+        from h0.anomaly import GRUAutoencoderDetector
+
+        kwargs = dict(self.options)
+        if self.untrained:
+            kwargs["epochs"] = 0
+        detector = GRUAutoencoderDetector(
+            initial_state=self.initial_state, seed=self.seed, **kwargs
+        )
+        full = detector.fit_score(values, train_size=train_end)
+        out = {}
+        for name in self.stages:
+            if STAGES[name] == {k: getattr(detector.config, k) for k in STAGES[name]}:
+                out[name] = full
+            else:
+                variant = detector.with_scoring(**STAGES[name])
+                out[name] = np.concatenate(
+                    [variant.decision_scores_, variant.score(values[train_end:])]
+                )
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class StagedBaselineScorer:
+    """A baseline's raw score fed through the same scoring stages as h0's detector.
+
+    Attributes:
+        name: ``'zscore'`` (rolling z-score, window 100).
+        stages: Which stage variants to return.
+    """
+
+    name: str = "zscore"
+    stages: tuple[str, ...] = tuple(STAGES)
+
+    def __call__(self, values: np.ndarray, train_end: int) -> dict[str, np.ndarray]:
+        """Raw baseline scores, then each stage variant on top of them."""
+        from h0.anomaly._scoring import ScoringConfig, ScoringState, run_stages
+
+        if self.name != "zscore":
+            raise ValueError(f"no staged baseline called {self.name!r}")
+        raw = baselines.RollingZScore(window=100).score(values, train_end)
+        feature = raw[:, None]
+        out = {}
+        for name in self.stages:
+            cfg = ScoringConfig(**STAGES[name])
+            held_out = ScoringState.initial(feature[:train_end], values.shape[1])
+            scores, _ = run_stages(held_out, feature, values, cfg)
+            out[name] = scores
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class PlainBaselineScorer:
+    """One of :mod:`h0.evaluate.baselines`, as one variant called ``'raw'``."""
+
+    name: str
+    seed: int = 0
+
+    def __call__(self, values: np.ndarray, train_end: int) -> dict[str, np.ndarray]:
+        """The baseline's scores."""
+        detectors = {
+            "random": lambda: baselines.RandomDetector(seed=self.seed),
+            "iforest": lambda: baselines.IsolationForestDetector(seed=self.seed),
+            "pca": lambda: baselines.PCADetector(),
+        }
+        return {"raw": detectors[self.name]().score(values, train_end)}
+
+
+#: Detector names accepted by ``h0 nab run --detector``.
+DETECTORS = ("h0-gru", "h0-untrained", "zscore", "random", "iforest", "pca")
+
+
+def make_scorer(
+    detector: str, *, initial_state: str = "learned", seed: int = 0, **options: Any
+) -> SeriesScorer:
+    """The scorer for a detector name of :data:`DETECTORS`.
+
+    Example:
+        >>> make_scorer('zscore').stages
+        ('raw', 'norm', 'lik', 'full')
+    """
+    if detector == "h0-gru":
+        return H0GRUScorer(initial_state, seed, options=tuple(sorted(options.items())))
+    if detector == "h0-untrained":
+        return H0GRUScorer(
+            initial_state, seed, untrained=True, options=tuple(sorted(options.items()))
+        )
+    if detector == "zscore":
+        return StagedBaselineScorer("zscore")
+    if detector in ("random", "iforest", "pca"):
+        return PlainBaselineScorer(detector, seed)
+    raise UsageError(f"--detector {detector!r} is not known; choose one of {', '.join(DETECTORS)}")
+
+
+def read_values(corpus: NabCorpus, rel: str) -> np.ndarray:
+    """The ``value`` column of one NAB series as ``[T, 1]`` float64."""
+    frame = pd.read_csv(corpus.root / "data" / rel)
+    if "value" not in frame.columns:
+        raise UsageError(f"NAB data file {rel} has no 'value' column")
+    return frame["value"].to_numpy(np.float64)[:, None]
+
+
+def _score_one(
+    scorer: SeriesScorer, root: str, rel: str, n_rows: int
+) -> tuple[str, dict[str, np.ndarray]]:
+    values = pd.read_csv(Path(root) / "data" / rel)["value"].to_numpy(np.float64)[:, None]
+    if values.shape[0] != n_rows:
+        raise UsageError(f"{rel}: {values.shape[0]} values but {n_rows} timestamps")
+    train_end = probation_length(n_rows)
+    return rel, scorer(values, train_end)
+
+
+def _init_worker() -> None:
+    # One thread per worker: the pool already keeps every core busy.
+    os.environ.setdefault(
+        "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    )
+
+
+def run_corpus(
+    scorer: SeriesScorer,
+    corpus: NabCorpus,
+    *,
+    files: Sequence[str] | None = None,
+    workers: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Score every series (or ``files``) with ``scorer``.
+
+    Returns:
+        ``{variant: {series path: scores [T]}}``.
+    """
+    names = list(corpus.files) if files is None else list(files)
+    unknown = [n for n in names if n not in corpus.files]
+    if unknown:
+        raise UsageError(f"series not in the corpus: {', '.join(unknown)}")
+    by_variant: dict[str, dict[str, np.ndarray]] = {}
+
+    def collect(rel: str, variants: Mapping[str, np.ndarray]) -> None:
+        for variant, scores in variants.items():
+            by_variant.setdefault(variant, {})[rel] = np.asarray(scores, np.float64)
+        if progress is not None:
+            progress(rel)
+
+    jobs = [(rel, len(corpus.files[rel].timestamps)) for rel in names]
+    if workers <= 1:
+        for rel, n in jobs:
+            collect(*_score_one(scorer, str(corpus.root), rel, n))
+        return by_variant
+    context = multiprocessing.get_context("spawn")
+    with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+        pending = [pool.submit(_score_one, scorer, str(corpus.root), rel, n) for rel, n in jobs]
+        for done in futures.as_completed(pending):
+            collect(*done.result())
+    return by_variant
+
+
+def write_results(
+    out_dir: Path, detector: str, scores: Mapping[str, np.ndarray], corpus: NabCorpus
+) -> Path:
+    """Write one detector's scores in NAB's layout: ``out_dir/<detector>/<folder>/<detector>_<file>.csv``."""
+    root = Path(out_dir) / detector
+    for rel, s in scores.items():
+        nab_file = corpus.files[rel]
+        folder, name = rel.split("/", 1)
+        path = root / folder / f"{detector}_{name}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        labels = np.zeros(len(s), np.int64)
+        for start, end in nab_file.windows:
+            labels[start : end + 1] = 1
+        frame = pd.DataFrame(
+            {
+                "timestamp": pd.to_datetime(nab_file.timestamps).strftime("%Y-%m-%d %H:%M:%S"),
+                "value": read_values(corpus, rel)[:, 0],
+                "anomaly_score": s,
+                "label": labels,
+            }
+        )
+        tmp = path.with_suffix(".csv.tmp")
+        frame.to_csv(tmp, index=False)
+        tmp.replace(path)
+    return root
+
+
+def mean_vus_pr(scores: Mapping[str, np.ndarray], corpus: NabCorpus, max_buffer: int = 20) -> float:
+    """VUS-PR averaged over the series that have a window, after each probationary period."""
+    values = []
+    for rel, s in scores.items():
+        f = corpus.files[rel]
+        start = probation_length(len(f.timestamps))
+        labels = np.zeros(len(s), np.int64)
+        for a, b in f.windows:
+            labels[a : b + 1] = 1
+        y, x = labels[start:], np.asarray(s)[start:]
+        if y.min() == y.max():
+            continue
+        values.append(metrics.vus_pr(y, x, max_buffer=max_buffer))
+    return float(np.mean(values)) if values else float("nan")
+
+
+def evaluate_variants(
+    by_variant: Mapping[str, Mapping[str, np.ndarray]],
+    corpus: NabCorpus,
+    *,
+    prefix: str,
+    vus: bool = True,
+) -> dict[str, dict[str, float]]:
+    """NAB scores (thresholds optimised over the corpus) and mean VUS-PR per variant."""
+    if not any(len(f.windows) for f in corpus.files.values()):
+        raise UsageError(
+            "the chosen series have no anomaly windows, so NAB's score (normalised by the "
+            "perfect detector) is undefined; include series with windows"
+        )
+    summary = {}
+    for variant, scores in by_variant.items():
+        name = prefix if len(by_variant) == 1 else f"{prefix}-{variant}"
+        results = score_corpus(NabResults(name, dict(scores)), corpus)
+        row = {profile: r.score for profile, r in results.items()}
+        # A threshold of +inf means "never fire" was best: JSON has no infinity, so None.
+        row.update(
+            {
+                f"threshold_{profile}": r.threshold if np.isfinite(r.threshold) else None
+                for profile, r in results.items()
+            }
+        )
+        if vus:
+            row["vus_pr"] = mean_vus_pr(scores, corpus)
+        summary[name] = row
+    return summary
+
+
+def subset(corpus: NabCorpus, files: Sequence[str]) -> NabCorpus:
+    """The corpus restricted to ``files`` (for partial runs)."""
+    return dataclasses.replace(corpus, files={rel: corpus.files[rel] for rel in files})
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write JSON atomically (a temporary name, then rename)."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def load(nab_root: str | Path) -> NabCorpus:
+    """Load the corpus (re-exported for the CLI)."""
+    return load_corpus(nab_root)
