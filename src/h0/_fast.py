@@ -7,15 +7,19 @@ Flax created for the cell (``ir``/``iz``/``in``/``hr``/``hz``/``hn`` for the GRU
 ``ii``/``if``/``ig``/``io``/``hi``/``hf``/``hg``/``ho`` for the LSTMs), so checkpoints of
 ``flax.linen.RNN(cell)`` and ``h0.RNN(cell)`` are interchangeable.
 
-What makes it faster than differentiating the cell step by step:
+How it differs from differentiating the cell step by step (what autodiff of a scan does):
 
-- The input projections of all steps are computed before the scan, one large matmul per gate.
-- The scan body holds only the recurrent matmuls and one fused elementwise kernel.
-- A :func:`jax.custom_vjp` runs the backward recurrence with one ``[b, h] @ [h, h]`` matmul per
-  gate and step, and computes every weight gradient afterwards as one large matmul over all
-  steps (autodiff of a scan instead accumulates them step by step, with small matmuls).
-- With ``remat=True`` the backward pass recomputes the gates from the saved outputs instead of
-  storing them, so the memory beyond inputs and outputs does not grow with time.
+- A :func:`jax.custom_vjp`: the backward loop does only the ``dh @ W_h^T`` matmuls (one per
+  gate) and small elementwise work; every weight gradient, the bias gradients and the inputs'
+  gradient are single large matmuls/reductions over all steps afterwards (autodiff of a scan
+  adds six weight- and input-gradient matmuls and their accumulations to every step).
+- The forward loop saves the gate activations it computed anyway, so the backward pass
+  recomputes nothing; ``remat=True`` saves only the outputs (and the LSTM memory) and
+  recomputes the gates step by step in the backward loop: less memory, a little more compute.
+- Sigmoids through one ``tanh`` each (cheaper on XLA:CPU than ``exp`` plus a divide).
+- What did *not* help on XLA:CPU, measured: hoisting the input projection out of the loop (it
+  adds full passes over ``[t, b, 3h]`` arrays, which cost more than the in-loop ``[b, f]``
+  matmuls), and one ``[b, h] @ [h, 3h]`` matmul per step instead of three ``[b, h] @ [h, h]``.
 
 Gate equations (Flax's; ``x`` input, ``h`` previous output, ``c`` previous memory):
 
@@ -128,21 +132,40 @@ def _valid_mask(lengths: Array | None, time: int, batch: int) -> Array:
     return (steps[:, None] < lengths[None, :])[:, :, None]
 
 
-def _project(xs: Array, kernel: Array, bias: Array | None) -> Array:
-    """``xs [t, b, f] @ kernel [f, h] (+ bias)`` as one ``[t*b, f] @ [f, h]`` matmul."""
-    t, b, f = xs.shape
-    y = (xs.reshape((t * b, f)) @ kernel).reshape((t, b, kernel.shape[1]))
-    return y if bias is None else y + bias
-
-
-def _weight_grad(inputs: Array, grads: Array) -> Array:
-    """``sum_t inputs[t].T @ grads[t]`` as one ``[h, t*b] @ [t*b, k]`` matmul."""
-    t, b, h = inputs.shape
-    return inputs.reshape((t * b, h)).T @ grads.reshape((t * b, grads.shape[-1]))
-
-
 def _dtype(*trees: Any) -> Any:
     return jnp.result_type(*jax.tree.leaves(trees))
+
+
+# ------------------------------------------------------------------------------------ common
+#
+# Design, from profiles of XLA:CPU on a small shared machine: a full pass over a [t, b, h] array
+# (an elementwise op, a copy, a fresh buffer) costs about as much as a few hundred loop steps'
+# worth of small ops, so the recurrences touch time-sized arrays as rarely as possible. Each loop
+# step does its matmuls on [b, ...] blocks that stay in cache and writes what the backward pass
+# needs; parameter gradients and the inputs' gradient are then single large matmuls over all
+# steps (autodiff of a scan instead adds several small weight-gradient matmuls to every step).
+
+
+def _dot_all(a: Array, b: Array) -> Array:
+    """``sum_t a[t].T @ b[t]`` as one ``[f, t*b] @ [t*b, k]`` matmul."""
+    t, n, f = a.shape
+    return a.reshape((t * n, f)).T @ b.reshape((t * n, b.shape[-1]))
+
+
+def _times(a: Array, w: Array) -> Array:
+    """``a [t, b, k] @ w [k, f]`` as one matmul."""
+    t, n, k = a.shape
+    return (a.reshape((t * n, k)) @ w).reshape((t, n, w.shape[1]))
+
+
+def _sigmoid(x: Array) -> Array:
+    """The logistic function through one ``tanh`` (cheaper on XLA:CPU than ``exp`` and a divide)."""
+    return 0.5 * jnp.tanh(0.5 * x) + 0.5
+
+
+def _previous(first: Array, seq: Array) -> Array:
+    """``[first, seq[0], ..., seq[t - 2]]``: the carry before each step (valid steps are a prefix)."""
+    return jnp.concatenate([first[None], seq[:-1]], axis=0)
 
 
 # --------------------------------------------------------------------------------------- GRU
@@ -159,30 +182,39 @@ def _gru(
 ) -> tuple[Array, Array]:
     dtype = _dtype(params, carry, xs)
     p = jax.tree.map(lambda a: jnp.asarray(a, dtype), dict(params))
-    xs, h0 = xs.astype(dtype), carry.astype(dtype)
-    time, batch = xs.shape[:2]
-    a = tuple(_project(xs, p[f"i{g}"]["kernel"], p[f"i{g}"]["bias"]) for g in _GRU_GATES)
-    w = tuple(p[f"h{g}"]["kernel"] for g in _GRU_GATES)
-    valid = _valid_mask(lengths, time, batch)
-    h, ys = _gru_recurrence(lengths is not None, unroll, remat, w, p["hn"]["bias"], h0, a, valid)
+    wi = jnp.concatenate([p[f"i{g}"]["kernel"] for g in _GRU_GATES], axis=1)
+    bi = jnp.concatenate([p[f"i{g}"]["bias"] for g in _GRU_GATES])
+    wh = tuple(p[f"h{g}"]["kernel"] for g in _GRU_GATES)
+    valid = _valid_mask(lengths, *xs.shape[:2])
+    masked = lengths is not None
+    h, ys = _gru_recurrence(
+        masked,
+        unroll,
+        remat,
+        (wi, bi, wh, p["hn"]["bias"]),
+        carry.astype(dtype),
+        xs.astype(dtype),
+        valid,
+    )
     return h.astype(carry.dtype), ys
 
 
-def _gru_gates(w: tuple[Array, ...], bhn: Array, h: Array, a: tuple[Array, ...]):
-    ar, az, an = a
-    wr, wz, wn = w
-    r = jax.nn.sigmoid(ar + h @ wr)
-    z = jax.nn.sigmoid(az + h @ wz)
-    hn = h @ wn + bhn
-    n = jnp.tanh(an + r * hn)
-    return r, z, hn, n
+def _gru_step(w, h, x):
+    """One GRU step on ``[b, ...]`` blocks: ``(r, z, hn, n, new_h)``."""
+    wi, bi, wh, bhn = w
+    hidden = h.shape[-1]
+    a = x @ wi + bi
+    r = _sigmoid(a[:, :hidden] + h @ wh[0])
+    z = _sigmoid(a[:, hidden : 2 * hidden] + h @ wh[1])
+    hn = h @ wh[2] + bhn
+    n = jnp.tanh(a[:, 2 * hidden :] + r * hn)
+    return r, z, hn, n, (1.0 - z) * n + z * h
 
 
-def _gru_forward(masked, unroll, w, bhn, h0, a, valid, *, save: bool):
+def _gru_forward(masked, unroll, w, h0, xs, valid, *, save):
     def body(h, inputs):
-        at, vt = inputs
-        r, z, hn, n = _gru_gates(w, bhn, h, at)
-        new = (1.0 - z) * n + z * h
+        x, vt = inputs
+        r, z, hn, n, new = _gru_step(w, h, x)
         if masked:
             new = jnp.where(vt, new, h)
             y = jnp.where(vt, new, jnp.zeros_like(new))
@@ -190,54 +222,62 @@ def _gru_forward(masked, unroll, w, bhn, h0, a, valid, *, save: bool):
             y = new
         return new, ((y, r, z, hn, n) if save else y)
 
-    return jax.lax.scan(body, h0, (a, valid), unroll=unroll)
+    return jax.lax.scan(body, h0, (xs, valid), unroll=unroll)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _gru_recurrence(masked, unroll, remat, w, bhn, h0, a, valid):
-    return _gru_forward(masked, unroll, w, bhn, h0, a, valid, save=False)
+def _gru_recurrence(masked, unroll, remat, w, h0, xs, valid):
+    return _gru_forward(masked, unroll, w, h0, xs, valid, save=False)
 
 
-def _gru_recurrence_fwd(masked, unroll, remat, w, bhn, h0, a, valid):
+def _gru_recurrence_fwd(masked, unroll, remat, w, h0, xs, valid):
     if remat:
-        h, ys = _gru_forward(masked, unroll, w, bhn, h0, a, valid, save=False)
-        return (h, ys), (w, bhn, h0, a, valid, ys, None)
-    h, (ys, *gates) = _gru_forward(masked, unroll, w, bhn, h0, a, valid, save=True)
-    return (h, ys), (w, bhn, h0, None, valid, ys, tuple(gates))
+        h, ys = _gru_forward(masked, unroll, w, h0, xs, valid, save=False)
+        return (h, ys), (w, h0, xs, valid, ys, None)
+    h, (ys, *gates) = _gru_forward(masked, unroll, w, h0, xs, valid, save=True)
+    return (h, ys), (w, h0, xs, valid, ys, tuple(gates))
 
 
 def _gru_recurrence_bwd(masked, unroll, remat, residuals, cotangents):
-    w, bhn, h0, a, valid, ys, gates = residuals
+    w, h0, xs, valid, ys, gates = residuals
+    wi, _, wh, _ = w
     dh_last, dys = cotangents
-    wr, wz, wn = w
-    # The carry before step t: valid steps form a prefix, so it is the previous output (or h0).
-    hprev = jnp.concatenate([h0[None], ys[:-1]], axis=0)
+    hidden = h0.shape[-1]
+    hprev = _previous(h0, ys)
 
     def body(dh, inputs):
         if remat:
-            dy, hp, vt, at = inputs
-            r, z, hn, n = _gru_gates(w, bhn, hp, at)
+            dy, hp, vt, x = inputs
+            r, z, hn, n, _ = _gru_step(w, hp, x)
         else:
             dy, hp, vt, (r, z, hn, n) = inputs
         d = dh + dy
         if masked:
             d = jnp.where(vt, d, jnp.zeros_like(d))
-        dn = d * (1.0 - z)
-        dan = dn * (1.0 - n * n)
-        dhn = dan * r
-        dar = (dan * hn) * r * (1.0 - r)
+        dan = d * (1.0 - z) * (1.0 - n * n)
+        dar = dan * hn * r * (1.0 - r)
         daz = d * (hp - n) * z * (1.0 - z)
-        dprev = d * z + dar @ wr.T + daz @ wz.T + dhn @ wn.T
+        dpre = jnp.concatenate([dar, daz, dan * r], axis=1)  # gradients of r, z and W_hn h + b_hn
+        dprev = d * z + dar @ wh[0].T + daz @ wh[1].T + dpre[:, 2 * hidden :] @ wh[2].T
         if masked:
             dprev = dprev + jnp.where(vt, jnp.zeros_like(dh), dh)
-        return dprev, (dar, daz, dan, dhn)
+        return dprev, (dpre, dan)
 
-    extra = a if remat else gates
-    dh0, (dar, daz, dan, dhn) = jax.lax.scan(
+    extra = xs if remat else gates
+    dh0, (dpre, dan) = jax.lax.scan(
         body, dh_last, (dys, hprev, valid, extra), reverse=True, unroll=unroll
     )
-    dw = (_weight_grad(hprev, dar), _weight_grad(hprev, daz), _weight_grad(hprev, dhn))
-    return dw, dhn.sum(axis=(0, 1)), dh0, (dar, daz, dan), None
+    # Input-side gradients: the n gate's input term gets dan, not dan * r.
+    keep = jnp.concatenate([jnp.ones((2 * hidden,), wi.dtype), jnp.zeros((hidden,), wi.dtype)])
+    dwi = _dot_all(xs, dpre) * keep + jnp.pad(_dot_all(xs, dan), ((0, 0), (2 * hidden, 0)))
+    sums = dpre.sum(axis=(0, 1))
+    dan_sum = dan.sum(axis=(0, 1))
+    dbi = jnp.concatenate([sums[: 2 * hidden], dan_sum])
+    dxs = _times(dpre, (wi * keep).T) + _times(dan, wi[:, 2 * hidden :].T)
+    dwh = _dot_all(hprev, dpre)
+    dwh = tuple(dwh[:, k * hidden : (k + 1) * hidden] for k in range(3))
+    dw = (dwi, dbi, dwh, sums[2 * hidden :])
+    return dw, dh0, dxs, None
 
 
 _gru_recurrence.defvjp(_gru_recurrence_fwd, _gru_recurrence_bwd)
@@ -258,95 +298,112 @@ def _lstm(
     c0, h0 = carry
     dtype = _dtype(params, carry, xs)
     p = jax.tree.map(lambda a: jnp.asarray(a, dtype), dict(params))
-    xs = xs.astype(dtype)
-    time, batch = xs.shape[:2]
-    a = tuple(_project(xs, p[f"i{g}"]["kernel"], p[f"h{g}"]["bias"]) for g in _LSTM_GATES)
-    w = tuple(p[f"h{g}"]["kernel"] for g in _LSTM_GATES)
-    valid = _valid_mask(lengths, time, batch)
+    wi = jnp.concatenate([p[f"i{g}"]["kernel"] for g in _LSTM_GATES], axis=1)
+    wh = tuple(p[f"h{g}"]["kernel"] for g in _LSTM_GATES)
+    b = jnp.concatenate([p[f"h{g}"]["bias"] for g in _LSTM_GATES])
+    valid = _valid_mask(lengths, *xs.shape[:2])
     (c, h), ys = _lstm_recurrence(
-        lengths is not None, unroll, remat, w, (c0.astype(dtype), h0.astype(dtype)), a, valid
+        lengths is not None,
+        unroll,
+        remat,
+        (wi, wh, b),
+        (c0.astype(dtype), h0.astype(dtype)),
+        xs.astype(dtype),
+        valid,
     )
     return (c.astype(c0.dtype), h.astype(h0.dtype)), ys
 
 
-def _lstm_gates(w: tuple[Array, ...], h: Array, a: tuple[Array, ...]):
-    i, f, o = (jax.nn.sigmoid(a[k] + h @ w[k]) for k in (0, 1, 3))
-    g = jnp.tanh(a[2] + h @ w[2])
-    return i, f, g, o
+def _lstm_step(w, c, h, x):
+    """One LSTM step on ``[b, ...]`` blocks: ``(i, f, g, o, new_c)``."""
+    wi, wh, b = w
+    hidden = h.shape[-1]
+    a = x @ wi + b
+    i = _sigmoid(a[:, :hidden] + h @ wh[0])
+    f = _sigmoid(a[:, hidden : 2 * hidden] + h @ wh[1])
+    g = jnp.tanh(a[:, 2 * hidden : 3 * hidden] + h @ wh[2])
+    o = _sigmoid(a[:, 3 * hidden :] + h @ wh[3])
+    return i, f, g, o, f * c + i * g
 
 
-def _lstm_forward(masked, unroll, w, carry, a, valid, *, save: bool):
+def _lstm_forward(masked, unroll, w, carry, xs, valid, *, save):
     def body(carry, inputs):
         c, h = carry
-        at, vt = inputs
-        i, f, g, o = _lstm_gates(w, h, at)
-        new_c = f * c + i * g
-        tc = jnp.tanh(new_c)
-        new_h = o * tc
+        x, vt = inputs
+        i, f, g, o, new_c = _lstm_step(w, c, h, x)
+        new_h = o * jnp.tanh(new_c)
         if masked:
             new_c = jnp.where(vt, new_c, c)
             new_h = jnp.where(vt, new_h, h)
             y = jnp.where(vt, new_h, jnp.zeros_like(new_h))
         else:
             y = new_h
-        return (new_c, new_h), ((y, new_c, i, f, g, o, tc) if save else (y, new_c))
+        return (new_c, new_h), ((y, new_c, i, f, g, o) if save else (y, new_c))
 
-    return jax.lax.scan(body, carry, (a, valid), unroll=unroll)
+    return jax.lax.scan(body, carry, (xs, valid), unroll=unroll)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _lstm_recurrence(masked, unroll, remat, w, carry, a, valid):
-    final, (ys, _) = _lstm_forward(masked, unroll, w, carry, a, valid, save=False)
+def _lstm_recurrence(masked, unroll, remat, w, carry, xs, valid):
+    final, (ys, _) = _lstm_forward(masked, unroll, w, carry, xs, valid, save=False)
     return final, ys
 
 
-def _lstm_recurrence_fwd(masked, unroll, remat, w, carry, a, valid):
+def _lstm_recurrence_fwd(masked, unroll, remat, w, carry, xs, valid):
     if remat:
-        final, (ys, cs) = _lstm_forward(masked, unroll, w, carry, a, valid, save=False)
-        return (final, ys), (w, carry, a, valid, ys, cs, None)
-    final, (ys, cs, *gates) = _lstm_forward(masked, unroll, w, carry, a, valid, save=True)
-    return (final, ys), (w, carry, None, valid, ys, cs, tuple(gates))
+        final, (ys, cs) = _lstm_forward(masked, unroll, w, carry, xs, valid, save=False)
+        return (final, ys), (w, carry, xs, valid, ys, cs, None)
+    final, (ys, cs, *gates) = _lstm_forward(masked, unroll, w, carry, xs, valid, save=True)
+    return (final, ys), (w, carry, xs, valid, ys, cs, tuple(gates))
 
 
 def _lstm_recurrence_bwd(masked, unroll, remat, residuals, cotangents):
-    w, (c0, h0), a, valid, ys, cs, gates = residuals
+    w, (c0, h0), xs, valid, ys, cs, gates = residuals
+    wi, wh, _ = w
     (dc_last, dh_last), dys = cotangents
-    hprev = jnp.concatenate([h0[None], ys[:-1]], axis=0)
-    # Memory at invalid steps is frozen, so cs[t - 1] is the memory before any valid step t.
-    cprev = jnp.concatenate([c0[None], cs[:-1]], axis=0)
+    hprev = _previous(h0, ys)
+    # Memory is frozen at invalid steps, so cs[t - 1] is the memory before any valid step t.
+    cprev = _previous(c0, cs)
+    hidden = h0.shape[-1]
 
     def body(carry, inputs):
         dc, dh = carry
         if remat:
-            dy, hp, cp, vt, at = inputs
-            i, f, g, o = _lstm_gates(w, hp, at)
-            tc = jnp.tanh(f * cp + i * g)
+            dy, hp, cp, ct, vt, x = inputs
+            i, f, g, o, _ = _lstm_step(w, cp, hp, x)
         else:
-            dy, hp, cp, vt, (i, f, g, o, tc) = inputs
+            dy, hp, cp, ct, vt, (i, f, g, o) = inputs
+        tc = jnp.tanh(ct)
         d = dh + dy
         dcn = dc
         if masked:
             d = jnp.where(vt, d, jnp.zeros_like(d))
-            dcn = jnp.where(vt, dc, jnp.zeros_like(dc))
+            dcn = jnp.where(vt, dcn, jnp.zeros_like(dcn))
         dcn = dcn + d * o * (1.0 - tc * tc)
-        dai = dcn * g * i * (1.0 - i)
-        daf = dcn * cp * f * (1.0 - f)
-        dag = dcn * i * (1.0 - g * g)
-        dao = d * tc * o * (1.0 - o)
-        das = (dai, daf, dag, dao)
-        dh_prev = sum(da @ wk.T for da, wk in zip(das, w, strict=True))
+        dpre = jnp.concatenate(
+            [
+                dcn * g * i * (1.0 - i),
+                dcn * cp * f * (1.0 - f),
+                dcn * i * (1.0 - g * g),
+                d * tc * o * (1.0 - o),
+            ],
+            axis=1,
+        )
+        dh_prev = sum(dpre[:, k * hidden : (k + 1) * hidden] @ wh[k].T for k in range(4))
         dc_prev = dcn * f
         if masked:
             dh_prev = dh_prev + jnp.where(vt, jnp.zeros_like(dh), dh)
             dc_prev = dc_prev + jnp.where(vt, jnp.zeros_like(dc), dc)
-        return (dc_prev, dh_prev), das
+        return (dc_prev, dh_prev), dpre
 
-    extra = a if remat else gates
-    (dc0, dh0), das = jax.lax.scan(
-        body, (dc_last, dh_last), (dys, hprev, cprev, valid, extra), reverse=True, unroll=unroll
+    extra = xs if remat else gates
+    (dc0, dh0), dpre = jax.lax.scan(
+        body, (dc_last, dh_last), (dys, hprev, cprev, cs, valid, extra), reverse=True, unroll=unroll
     )
-    dw = tuple(_weight_grad(hprev, da) for da in das)
-    return dw, (dc0, dh0), das, None
+    dwh = _dot_all(hprev, dpre)
+    dwh = tuple(dwh[:, k * hidden : (k + 1) * hidden] for k in range(4))
+    dw = (_dot_all(xs, dpre), dwh, dpre.sum(axis=(0, 1)))
+    return dw, (dc0, dh0), _times(dpre, wi.T), None
 
 
 _lstm_recurrence.defvjp(_lstm_recurrence_fwd, _lstm_recurrence_bwd)
