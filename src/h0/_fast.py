@@ -203,10 +203,10 @@ def _gru_step(w, h, x):
     """One GRU step on ``[b, ...]`` blocks: ``(r, z, hn, n, new_h)``."""
     wi, bi, wh, bhn = w
     hidden = h.shape[-1]
-    a = x @ wi + bi
+    a = x @ wi + bi[None, :]
     r = _sigmoid(a[:, :hidden] + h @ wh[0])
     z = _sigmoid(a[:, hidden : 2 * hidden] + h @ wh[1])
-    hn = h @ wh[2] + bhn
+    hn = h @ wh[2] + bhn[None, :]
     n = jnp.tanh(a[:, 2 * hidden :] + r * hn)
     return r, z, hn, n, (1.0 - z) * n + z * h
 
@@ -269,11 +269,11 @@ def _gru_recurrence_bwd(masked, unroll, remat, residuals, cotangents):
     )
     # Input-side gradients: the n gate's input term gets dan, not dan * r.
     keep = jnp.concatenate([jnp.ones((2 * hidden,), wi.dtype), jnp.zeros((hidden,), wi.dtype)])
-    dwi = _dot_all(xs, dpre) * keep + jnp.pad(_dot_all(xs, dan), ((0, 0), (2 * hidden, 0)))
+    dwi = _dot_all(xs, dpre) * keep[None, :] + jnp.pad(_dot_all(xs, dan), ((0, 0), (2 * hidden, 0)))
     sums = dpre.sum(axis=(0, 1))
     dan_sum = dan.sum(axis=(0, 1))
     dbi = jnp.concatenate([sums[: 2 * hidden], dan_sum])
-    dxs = _times(dpre, (wi * keep).T) + _times(dan, wi[:, 2 * hidden :].T)
+    dxs = _times(dpre, (wi * keep[None, :]).T) + _times(dan, wi[:, 2 * hidden :].T)
     dwh = _dot_all(hprev, dpre)
     dwh = tuple(dwh[:, k * hidden : (k + 1) * hidden] for k in range(3))
     dw = (dwi, dbi, dwh, sums[2 * hidden :])
@@ -318,7 +318,7 @@ def _lstm_step(w, c, h, x):
     """One LSTM step on ``[b, ...]`` blocks: ``(i, f, g, o, new_c)``."""
     wi, wh, b = w
     hidden = h.shape[-1]
-    a = x @ wi + b
+    a = x @ wi + b[None, :]
     i = _sigmoid(a[:, :hidden] + h @ wh[0])
     f = _sigmoid(a[:, hidden : 2 * hidden] + h @ wh[1])
     g = jnp.tanh(a[:, 2 * hidden : 3 * hidden] + h @ wh[2])
