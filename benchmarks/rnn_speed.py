@@ -123,7 +123,7 @@ def torch_fns(cell: str, x: np.ndarray, h: int) -> tuple[Callable, Callable] | N
     return train, forward
 
 
-def compare(cell: str, size: tuple[int, int, int, int], reps: int) -> dict:
+def compare(cell: str, size: tuple[int, int, int, int], reps: int, warmup: int = 2) -> dict:
     """flax nn.RNN vs h0 fast vs torch, train and forward, at one size."""
     b, t, d, h = size
     x = jax.random.normal(jax.random.key(1), (b, t, d))
@@ -137,7 +137,7 @@ def compare(cell: str, size: tuple[int, int, int, int], reps: int) -> dict:
     ):
         if torch_pair is not None:
             fns["torch"] = torch_pair[0] if mode == "train" else torch_pair[1]
-        res = alternate(fns, reps)
+        res = alternate(fns, reps, warmup)
         row[mode] = {
             "ms": {k: v["median_ms"] for k, v in res.items()},
             "h0_vs_flax": pair_ratio(res, "h0", "flax"),
@@ -257,7 +257,11 @@ def _fmt(v, spec=".1f", none="–"):
 
 
 def markdown(results: dict) -> str:
-    lines = [f"Machine: {results['machine']}", ""]
+    lines = [f"Machine: {results['machine']}"]
+    if "load_average_start" in results:
+        load = ", ".join(f"{x:.1f}" for x in results["load_average_start"])
+        lines.append(f"Load average at start (1, 5, 15 min): {load}")
+    lines.append("")
     lines.append(
         f"Large matmul ({results['matmul_n']}²): **{results['matmul_gflops']:.0f} GFLOP/s** in JAX."
     )
@@ -355,6 +359,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a CI smoke run")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument("--reps", type=int, default=None, help="alternated rounds per comparison")
+    parser.add_argument(
+        "--grid-reps", type=int, default=3, help="alternated rounds per grid size (after warm-up)"
+    )
+    parser.add_argument(
+        "--torch-threads", type=int, default=2, help="torch.set_num_threads (the issue asks 2)"
+    )
     parser.add_argument("--cells", default="gru,lstm", help="comma-separated: gru,lstm")
     parser.add_argument(
         "--sections",
@@ -364,13 +374,15 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     sections = set(args.sections.split(","))
     if torch is not None:
-        torch.set_num_threads(2)
+        torch.set_num_threads(args.torch_threads)
         for cell in ("gru", "lstm"):  # torch's one-time initialisation, outside the timings
             train, forward = torch_fns(cell, np.ones((2, 4, 3), np.float32), 4)
             train(), forward()
     cells = [c for c in args.cells.split(",") if c]
     reps = args.reps or (3 if args.quick else 7)
     results: dict = {"machine": machine(), "quick": args.quick, "reps": reps}
+    results["torch_threads"] = args.torch_threads if torch is not None else None
+    results["load_average_start"] = os.getloadavg()
     results["matmul_n"] = 512 if args.quick else 2048
     results["matmul_gflops"] = matmul_gflops(results["matmul_n"], 5)
 
@@ -386,19 +398,20 @@ def main(argv: list[str] | None = None) -> dict:
             results["main"].append(compare(cell, size, reps))
         for size in grid if "grid" in sections else []:
             log(f"{cell} {size}")
-            results["grid"].append(compare(cell, size, max(5, reps - 2)))
+            results["grid"].append(compare(cell, size, args.grid_reps, warmup=1))
         if "overheads" in sections:
             log(f"{cell} overheads")
             results["overheads"].append(overheads(cell, main_sizes[0], 3 * reps))
     results["matmul_gflops_end"] = matmul_gflops(results["matmul_n"], 5)
+    results["load_average_end"] = os.getloadavg()
 
     if "compile" in sections:
         log("compile times")
-        compile_ts = (16, 64) if args.quick else (64, 256, 1024, 4096)
+        compile_ts = (16,) if args.quick else (64, 256, 1024, 4096)
         results["compile"] = [compile_seconds("gru", 16, t, 8, 64) for t in compile_ts]
-        loop_ts = (16,) if args.quick else (64, 256)
+        loop_ts = (8,) if args.quick else (64, 256)
         results["python_loop"] = [
-            python_loop_compile(16, t, 8, 64, cap=20.0 if args.quick else 60.0) for t in loop_ts
+            python_loop_compile(16, t, 8, 64, cap=10.0 if args.quick else 60.0) for t in loop_ts
         ]
     if "memory" in sections:
         log("memory")
