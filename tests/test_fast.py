@@ -89,16 +89,12 @@ def _check_fast_vs_generic(cell, strategy, masked, reverse):
     _assert_same(make(True), make(False), x, **kwargs)
 
 
-# Every cell meets every strategy, masking and direction at least once in the quick set.
+# Every cell, strategy, masking and direction appears in the quick set; the full grid is slow.
 QUICK = [
-    (cell, strategy, masked, reverse)
-    for cell in CELLS
-    for strategy, masked, reverse in [
-        ("zeros", False, False),
-        ("learned", True, True),
-        ("per_sequence", False, True),
-        ("warmup", True, False),
-    ]
+    *[(cell, "learned", True, True) for cell in CELLS],
+    *[(cell, "warmup", True, False) for cell in CELLS],
+    ("gru", "zeros", False, False),
+    ("lstm", "per_sequence", False, True),
 ]
 
 
@@ -194,12 +190,10 @@ def test_flax_rnn_checkpoint_loads_into_h0(cell):
     "cell",
     [
         nn.GRUCell(H, activation_fn=jax.nn.relu),
-        nn.GRUCell(H, gate_fn=jax.nn.hard_sigmoid),
         nn.LSTMCell(H, activation_fn=jax.nn.soft_sign),
         nn.OptimizedLSTMCell(H, gate_fn=jax.nn.hard_sigmoid),
         nn.GRUCell(H, dtype=jnp.float32),
         nn.MGUCell(H),
-        nn.SimpleCell(H),
     ],
     ids=lambda c: type(c).__name__,
 )
