@@ -28,5 +28,7 @@ def nab() -> Path:
     """Path to the NAB corpus; skips the test with a clear reason when it is absent."""
     root = nab_root()
     if root is None:
-        pytest.skip("NAB corpus not found: set H0_NAB_ROOT or place it at ../shared/datasets/nab")
+        pytest.skip(
+            "NAB corpus not found: set H0_NAB_ROOT or place it at ../shared/datasets/nab"
+        )
     return root
