@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Float, Int
 
-from h0 import _scan
+from h0 import _fast, _scan
 from h0._carry import (
     carry_names,
     carry_template,
@@ -88,6 +88,11 @@ class RNN(nn.Module):
             at the end).
         return_carry: Return ``(carry, outputs)`` instead of ``outputs``.
         unroll: Scan steps unrolled per loop iteration (:func:`jax.lax.scan`'s ``unroll``).
+        fast: Run Flax's ``GRUCell``/``LSTMCell``/``OptimizedLSTMCell`` (default activations)
+            with a dedicated recurrence on the same parameters (see :mod:`h0._fast`); ``False``
+            always steps the cell generically.
+        remat: With the fast path, recompute the gates in the backward pass instead of saving
+            them (less memory on long sequences, a little more compute).
 
     Example:
         >>> import flax.linen as nn, jax, jax.numpy as jnp, h0
@@ -104,6 +109,8 @@ class RNN(nn.Module):
     reverse: bool = False
     return_carry: bool = False
     unroll: int = 1
+    fast: bool = True
+    remat: bool = False
 
     @nn.nowrap
     def warmup_steps(self, initial_carry: Carry | None = None) -> int:
@@ -165,6 +172,7 @@ class RNN(nn.Module):
         def step(carry: Carry, x: Array) -> tuple[Carry, Array]:
             return cell.apply({"params": params}, carry, x)
 
+        fast_scan = _fast.fast_scan(cell, params, remat=self.remat) if self.fast else None
         size = math.prod(batch_shape)
         xs = jnp.swapaxes(inputs.reshape((size, time, num_features)), 0, 1)
         carry, ys = _scan.run_sequence(
@@ -175,6 +183,7 @@ class RNN(nn.Module):
             reverse=self.reverse,
             warmup=warmup,
             unroll=self.unroll,
+            scan=fast_scan or _scan.masked_scan,
         )
         ys = jax.tree.map(lambda y: unflatten_batch(jnp.swapaxes(y, 0, 1), batch_shape), ys)
         return unflatten_batch(carry, batch_shape), ys
