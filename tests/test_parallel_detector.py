@@ -63,7 +63,10 @@ SCRIPT = textwrap.dedent(
         "params_sharded": [np.asarray(p).ravel().tolist() for p in jax.tree.leaves(sharded.params_)],
         "scores_single": [single.score(x, series=i).tolist() for i, x in enumerate(test)],
         "scores_sharded": [s.tolist() for s in sharded.score_many(test)],
+        "score_on_fit_mesh": sharded.score(test[2], series=2).tolist(),
     }
+    stream = sharded.stream(series=1)
+    result["stream"] = [stream.update(v) for v in test[1][:5]]
     try:
         GRUAutoencoderDetector(**{**kw, "batch_size": 6}).fit(train, mesh=hp.data_mesh())
     except ValueError as error:
@@ -120,6 +123,9 @@ def test_sharded_losses_parameters_and_scores_match_single_device(four_devices):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
     for a, b in zip(r["scores_sharded"], r["scores_single"], strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
+    # score() and the stream of a detector fitted on a mesh run on it and agree with score_many.
+    np.testing.assert_allclose(r["score_on_fit_mesh"], r["scores_sharded"][2], atol=1e-6)
+    np.testing.assert_allclose(r["stream"], r["scores_sharded"][1][:5], atol=1e-6)
     # The injected spike is the top score of its series on both runs.
     assert int(np.argmax(r["scores_sharded"][1])) == int(np.argmax(r["scores_single"][1])) == 30
 
