@@ -74,7 +74,12 @@ def test_cli_fleet_run_matches_the_saved_model(tmp_path, capsys):
     fleet = make_fleet()
     folder = write_fleet(tmp_path / "in", fleet)
     out, model = tmp_path / "out", tmp_path / "model"
-    assert main(["detect", str(folder), *FAST, "--out", str(out), "--save-model", str(model)]) == 0
+    labels = tmp_path / "windows.json"  # NAB's layout: each file's entry is found by its name
+    windows = {f"x/sensor{i}.csv": [] for i in range(3)}
+    windows["x/sensor0.csv"] = [["2024-01-01 08:50", "2024-01-01 09:30"]]  # around point 110
+    labels.write_text(json.dumps(windows))
+    argv = [str(folder), *FAST, "--out", str(out), "--save-model", str(model)]
+    assert main(["detect", *argv, "--labels", str(labels)]) == 0
     assert capsys.readouterr().err == ""
     assert sorted(p.name for p in out.iterdir()) == [
         "fleet.csv",
@@ -100,6 +105,9 @@ def test_cli_fleet_run_matches_the_saved_model(tmp_path, capsys):
         report = json.loads((out / f"sensor{i}" / "anomalies.json").read_text())
         assert report["threshold"] == pytest.approx(det.threshold_)
         assert len(report["intervals"]) == row["intervals"]
+    known = json.loads((out / "sensor0" / "anomalies.json").read_text())["known_windows"]
+    assert [w["start"] for w in known["windows"]] == ["2024-01-01 08:50:00"]
+    assert json.loads((out / "sensor1" / "anomalies.json").read_text())["known_windows"] is None
     fleet_json = json.loads((out / "fleet.json").read_text())
     assert [r["series"] for r in fleet_json["series"]] == summary["series"].tolist()
     assert fleet_json["settings"]["initial_state"] == "per_sequence"
