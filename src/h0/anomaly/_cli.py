@@ -19,9 +19,14 @@ examples:
   h0 detect                                  # the bundled NAB series and its known windows
   h0 detect data.csv --value-column temp --out report/
   h0 detect data.csv --train-until 2024-01-31 --initial-state zeros --labels windows.json
+  h0 detect sensors/ --out fleet-report/      # a fleet: every CSV in sensors/, one model
+  h0 detect a.csv b.csv c.csv                 # a fleet of three files
 
 Each point's score uses only the data up to it. Outputs in --out: scores.csv (timestamp, values,
 score, is_anomaly), anomalies.json (intervals, alarms, settings), report.png and report.html.
+A fleet (a directory or several CSVs) trains one model with a learned initial state per series
+(--initial-state per_sequence) on all devices, and writes <series>/scores.csv,
+<series>/anomalies.json, fleet.csv and fleet.json (no pictures).
 """
 
 
@@ -39,10 +44,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "csv",
-        nargs="?",
+        nargs="*",
         metavar="CSV",
         help="CSV file with a header; without it, NAB's machine_temperature_system_failure series "
-        "bundled with h0 and its known anomaly windows",
+        "bundled with h0 and its known anomaly windows; a directory or several CSVs: a fleet, "
+        "one model for all series (same columns)",
     )
     data = p.add_argument_group("data")
     data.add_argument(
@@ -93,8 +99,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     model.add_argument(
         "--initial-state",
         choices=STRATEGIES,
-        default="learned",
-        help="the encoder's initial-state strategy (default: learned)",
+        default=None,
+        help="the encoder's initial-state strategy (default: learned; per_sequence for a fleet)",
     )
     model.add_argument("--window", type=int, default=32, help="points per window (default 32)")
     model.add_argument("--hidden", type=int, default=24, help="GRU hidden units (default 24)")
@@ -205,7 +211,7 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
     return dict(
         window=args.window,
         hidden=args.hidden,
-        initial_state=args.initial_state,
+        initial_state=args.initial_state or "learned",
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -231,6 +237,10 @@ def run_detect(args: argparse.Namespace) -> int:
     from h0.anomaly._detector import DetectorConfig
     from h0.anomaly._io import BUNDLED_NAME, bundled_paths, load_csv, load_labels
 
+    if len(args.csv) > 1 or (args.csv and Path(args.csv[0]).is_dir()):
+        from h0.anomaly._fleet import run_fleet
+
+        return run_fleet(args, _config(args))
     started = time.perf_counter()
     try:
         config = DetectorConfig(**_config(args))
@@ -242,12 +252,12 @@ def run_detect(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a directory.")
 
-    bundled = args.csv is None
+    bundled = not args.csv
     if bundled:
         csv_path, labels_path = bundled_paths()
         source = BUNDLED_NAME
     else:
-        csv_path, labels_path = Path(args.csv), (Path(args.labels) if args.labels else None)
+        csv_path, labels_path = Path(args.csv[0]), (Path(args.labels) if args.labels else None)
         source = str(csv_path)
     if bundled and args.labels:
         labels_path = Path(args.labels)

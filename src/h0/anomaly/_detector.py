@@ -17,7 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh
 
+from h0 import _parallel as hp
 from h0.anomaly._io import as_values
 from h0.anomaly._model import STRATEGIES, EncDecAD
 from h0.anomaly._scoring import (
@@ -27,7 +29,7 @@ from h0.anomaly._scoring import (
     alarms,
     run_stages,
 )
-from h0.anomaly._train import make_residual_fn, make_train_fns
+from h0.anomaly._train import make_residual_fn, make_train_fns, reconstruction_loss
 
 _FORMAT = "h0-gru-autoencoder-detector/1"
 
@@ -59,6 +61,27 @@ def _optimizer(learning_rate: float) -> optax.GradientTransformation:
 def _compiled_train(model: EncDecAD, learning_rate: float) -> Callable[..., Any]:
     # Cached so that detectors with the same architecture reuse one compiled step.
     return make_train_fns(model, _optimizer(learning_rate))[0]
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_sharded_train(
+    model: EncDecAD, learning_rate: float, mesh: Mesh
+) -> Callable[..., Any]:
+    # The same pure step as ``make_train_fns``, compiled by h0.parallel with replicated parameters
+    # and the batch split over the mesh's 'data' axis (XLA inserts the gradient all-reduce).
+    def loss_fn(params: Any, batch: Any, key: jax.Array) -> jax.Array:
+        return reconstruction_loss(model, params, batch, key, deterministic=False)
+
+    return hp.make_train_step(loss_fn, _optimizer(learning_rate), mesh)
+
+
+def _mesh_size(mesh: Mesh) -> int:
+    if hp.DATA_AXIS not in mesh.shape:
+        raise ValueError(
+            f"mesh must have a {hp.DATA_AXIS!r} axis (build it with h0.parallel.data_mesh()); got "
+            f"axes {tuple(mesh.axis_names)}."
+        )
+    return int(mesh.shape[hp.DATA_AXIS])
 
 
 @functools.lru_cache(maxsize=32)
@@ -227,6 +250,7 @@ class GRUAutoencoderDetector:
     def __init__(self, **kwargs: Any):
         self.config = DetectorConfig(**kwargs)
         self._fitted = False
+        self.mesh_: Mesh | None = None
 
     def __repr__(self) -> str:
         changed = {
@@ -267,8 +291,17 @@ class GRUAutoencoderDetector:
         y: Any = None,
         *,
         callback: Callable[[int, int, float], None] | None = None,
+        mesh: Mesh | None = None,
     ) -> GRUAutoencoderDetector:
         """Train on normal data and calibrate the scoring stages.
+
+        With a ``mesh`` (:func:`h0.parallel.data_mesh`) training is data parallel: parameters and
+        optimiser state are replicated on every device, each batch of windows is split over the
+        mesh's ``'data'`` axis, and XLA averages the gradients across devices, so the steps compute
+        the same numbers as on one device (up to float32 summation order). ``batch_size`` must be
+        a multiple of the number of devices; when there are fewer training windows than
+        ``batch_size``, the batch is the number of windows rounded down to a multiple of the
+        devices. The detector keeps the mesh (``mesh_``) and scores on it too.
 
         Args:
             X: One series ``[T]``/``[T, C]`` (array, Series, DataFrame) or a list of series with the
@@ -276,15 +309,24 @@ class GRUAutoencoderDetector:
                 its own learned initial state, ids in list order).
             y: Ignored (sklearn convention).
             callback: Called after each epoch as ``callback(epoch, epochs, mean_loss)``.
+            mesh: A device mesh with a ``'data'`` axis to train (and score) on; ``None``: the
+                default device, exactly as without this argument.
 
         Returns:
             ``self``.
 
         Raises:
-            ValueError: For bad shapes, NaN/inf, series shorter than ``2 * window``.
+            ValueError: For bad shapes, NaN/inf, series shorter than ``2 * window``, a
+                ``batch_size`` that does not divide over the mesh's devices.
         """
         del y
         cfg = self.config
+        devices = 1 if mesh is None else _mesh_size(mesh)
+        if cfg.batch_size % devices:
+            raise ValueError(
+                f"batch_size={cfg.batch_size} cannot be split over the mesh's {devices} devices: "
+                f"it must be a multiple of {devices} (e.g. {cfg.batch_size // devices * devices or devices})."
+            )
         series = self._as_list(X)
         channels = {s.shape[1] for s in series}
         if len(channels) != 1:
@@ -318,6 +360,12 @@ class GRUAutoencoderDetector:
         key = jax.random.key(cfg.seed)
         init_key, carry_key, train_key = jax.random.split(key, 3)
         batch = min(cfg.batch_size, windows.shape[0])
+        batch -= batch % devices
+        if batch == 0:
+            raise ValueError(
+                f"{windows.shape[0]} training windows cannot fill one batch split over "
+                f"{devices} devices; use longer series or fewer devices."
+            )
         params = model.init(
             {"params": init_key, "carry": carry_key},
             jnp.asarray(windows[:batch]),
@@ -325,7 +373,13 @@ class GRUAutoencoderDetector:
         )["params"]
         opt_state = _optimizer(cfg.learning_rate).init(params)
         # One compiled step for fixed [batch, window, C] shapes, whatever the series' length.
-        train_step = _compiled_train(model, float(cfg.learning_rate))
+        if mesh is None:
+            train_step = _compiled_train(model, float(cfg.learning_rate))
+            place = lambda b: jax.tree.map(jnp.asarray, b)
+        else:
+            train_step = _compiled_sharded_train(model, float(cfg.learning_rate), mesh)
+            params, opt_state = hp.replicate(params, mesh), hp.replicate(opt_state, mesh)
+            place = lambda b: hp.shard_batch(b, mesh)
         rng = np.random.default_rng(cfg.seed)
         steps = windows.shape[0] // batch
         self.loss_history_ = []
@@ -335,10 +389,7 @@ class GRUAutoencoderDetector:
             losses = []
             for step in range(steps):
                 params, opt_state, step_loss = train_step(
-                    params,
-                    opt_state,
-                    (jnp.asarray(windows[order[step]]), jnp.asarray(ids[order[step]])),
-                    keys[step],
+                    params, opt_state, place((windows[order[step]], ids[order[step]])), keys[step]
                 )
                 losses.append(step_loss)
             loss = jnp.mean(jnp.stack(losses))
@@ -346,6 +397,7 @@ class GRUAutoencoderDetector:
             if callback is not None:
                 callback(epoch + 1, cfg.epochs, float(loss))
         self.params_ = params
+        self.mesh_ = mesh
         self._build_functions()
 
         self._train_values = series
@@ -421,21 +473,39 @@ class GRUAutoencoderDetector:
         if not self._fitted:
             raise RuntimeError("This detector is not fitted yet: call fit(X) first.")
 
-    def _features(self, windows: np.ndarray, series: int) -> np.ndarray:
-        """Error features ``[n, 2C]`` (newest-point error, window RMS) in fixed-size jitted batches."""
+    def _features(
+        self, windows: np.ndarray, series: int | np.ndarray, mesh: Mesh | None = None
+    ) -> np.ndarray:
+        """Error features ``[n, 2C]`` (newest-point error, window RMS) in fixed-size jitted batches.
+
+        ``series`` is one training-series index for all windows, or one per window. With a mesh
+        (``mesh`` or the one the detector was fitted on) each batch of windows is split over its
+        devices and the parameters are replicated; the jitted function follows the shardings.
+        """
         n = windows.shape[0]
-        # Calls have a few fixed shapes (powers of two up to score_batch), so few compilations.
+        mesh = self.mesh_ if mesh is None else mesh
+        devices = 1 if mesh is None else _mesh_size(mesh)
+        ids_all = np.broadcast_to(np.asarray(series, np.int32), (n,))
+        # Calls have a few fixed shapes (powers of two up to score_batch, rounded up to a
+        # multiple of the devices), so few compilations.
         size = min(self.config.score_batch, 1 << max(n - 1, 0).bit_length())
+        size = -(-size // devices) * devices
+        params = self.params_ if mesh is None else hp.replicate(self.params_, mesh)
         out = []
         for start in range(0, n, size):
             chunk = np.asarray(windows[start : start + size], np.float32)
+            ids = ids_all[start : start + size]
             real = chunk.shape[0]
             if real < size:
                 chunk = np.concatenate(
                     [chunk, np.zeros((size - real, *chunk.shape[1:]), np.float32)]
                 )
-            ids = jnp.full((size,), series, jnp.int32)
-            recent, whole = self._residual_fn(self.params_, jnp.asarray(chunk), ids)
+                ids = np.concatenate([ids, np.zeros((size - real,), np.int32)])
+            if mesh is None:
+                batch = (jnp.asarray(chunk), jnp.asarray(ids))
+            else:
+                batch = hp.shard_batch((chunk, ids), mesh)
+            recent, whole = self._residual_fn(params, *batch)
             out.append(np.concatenate([np.asarray(recent)[:real], np.asarray(whole)[:real]], 1))
         dims = 2 * self.n_features_
         return np.concatenate(out).astype(np.float64) if out else np.zeros((0, dims))
@@ -494,13 +564,73 @@ class GRUAutoencoderDetector:
         self.fit(values[:train_size], **fit_kwargs)
         return np.concatenate([self.decision_scores_, self.score(values[train_size:])])
 
+    def _continuation(self, values: np.ndarray, series: int) -> np.ndarray:
+        """The windows ending at each point of ``values``, which continue training series ``series``."""
+        if values.shape[0] == 0:
+            return np.zeros((0, self.config.window, self.n_features_), np.float32)
+        joined = np.concatenate([self._tails[series], self._standardize(values)])
+        return _windows(joined, self.config.window)
+
     def _score(self, values: np.ndarray, series: int) -> tuple[np.ndarray, ScoringState]:
         state = self._states[series]
-        joined = np.concatenate([self._tails[series], self._standardize(values)])
         if values.shape[0] == 0:
             return np.zeros((0,)), state
-        features = self._select(self._features(_windows(joined, self.config.window), series))
+        features = self._select(self._features(self._continuation(values, series), series))
         return run_stages(state, features, values, self.config.scoring())
+
+    def score_many(self, X: Any, *, mesh: Mesh | None = None) -> list[np.ndarray]:
+        """Score a fleet: ``X[i]`` continues training series ``i``; one network pass for all.
+
+        The windows of every series are batched together (each with its series' id, so a
+        ``'per_sequence'`` detector encodes it from that series' learned initial state) and, with
+        a mesh, split over its devices; the causal scoring stages then run per series. The result
+        equals ``[score(x, series=i) for i, x in enumerate(X)]`` (up to float32 summation order).
+
+        Args:
+            X: A list of ``n_series_`` series (``[T_i]`` or ``[T_i, C]``; lengths may differ).
+            mesh: A device mesh with a ``'data'`` axis; default: the one ``fit`` used, if any.
+
+        Returns:
+            One score array ``[T_i]`` per series.
+
+        Example:
+            >>> import numpy as np
+            >>> rng = np.random.default_rng(0)
+            >>> fleet = [np.sin(np.arange(120) / (3 + i)) + 0.05 * rng.normal(size=120) for i in range(3)]
+            >>> det = GRUAutoencoderDetector(window=8, hidden=8, epochs=1, initial_state="per_sequence")
+            >>> det = det.fit([s[:80] for s in fleet])
+            >>> scores = det.score_many([s[80:] for s in fleet])
+            >>> [s.shape for s in scores]
+            [(40,), (40,), (40,)]
+            >>> bool(np.allclose(scores[2], det.score(fleet[2][80:], series=2), atol=1e-6))
+            True
+        """
+        self._check_fitted()
+        if not isinstance(X, list | tuple) or len(X) != self.n_series_:
+            got = f"a list of {len(X)}" if isinstance(X, list | tuple) else type(X).__name__
+            raise ValueError(
+                f"X must be a list of {self.n_series_} series (one per training series, in the "
+                f"order given to fit); got {got}."
+            )
+        values = []
+        for i, x in enumerate(X):
+            v = as_values(x, f"X[{i}]")
+            if v.shape[1] != self.n_features_:
+                raise ValueError(
+                    f"X[{i}] has {v.shape[1]} channels but the detector was fitted on "
+                    f"{self.n_features_}."
+                )
+            values.append(v)
+        windows = [self._continuation(v, i) for i, v in enumerate(values)]
+        counts = [w.shape[0] for w in windows]
+        ids = np.repeat(np.arange(len(values), dtype=np.int32), counts)
+        features = self._select(self._features(np.concatenate(windows), ids, mesh))
+        parts = np.split(features, np.cumsum(counts)[:-1])
+        scoring = self.config.scoring()
+        return [
+            run_stages(self._states[i], f, v, scoring)[0] if v.shape[0] else np.zeros((0,))
+            for i, (f, v) in enumerate(zip(parts, values, strict=True))
+        ]
 
     def predict(self, X: Any, *, series: int = 0) -> np.ndarray:
         """0/1 per point: 1 where an alarm is raised (score >= ``threshold_``, refractory applied)."""
