@@ -148,7 +148,7 @@ def bad_cases(tmp):
     cases.append(
         ("train until", [str(ok), "--train-until", "2099-01-01"], "nothing would be left to score")
     )
-    cases.append(("bad option value", [str(ok), "--epochs", "0"], "epochs must be a positive"))
+    cases.append(("bad option value", [str(ok), "--epochs", "-1"], "epochs must be a non-negative"))
     return cases
 
 

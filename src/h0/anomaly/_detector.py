@@ -40,6 +40,8 @@ SCORING_FIELDS = (
     "long_window",
     "short_window",
     "min_history",
+    "onset",
+    "onset_window",
     "range_rule",
     "range_margin",
     "range_warmup",
@@ -88,7 +90,9 @@ class DetectorConfig:
         error_span: Newest points of each window whose mean signed error is the point's error.
         window_error: Also use each window's root-mean-square error as a feature.
         normalize, stats_window: Trailing Gaussian of the error features.
-        likelihood, long_window, short_window, min_history: Anomaly-likelihood stage.
+        likelihood, long_window, short_window, min_history: Anomaly-likelihood stage (off by
+            default: on NAB it lowered the score, see ``docs/nab.md``).
+        onset, onset_window: Keep a score only where it exceeds the last ``onset_window`` scores.
         range_rule, range_margin, range_warmup: Range rule.
 
     Decisions:
@@ -98,7 +102,7 @@ class DetectorConfig:
             ``min_threshold``.
         contamination: Expected share of anomalous training points; the threshold becomes the
             ``1 - contamination`` quantile of the training scores.
-        min_threshold: Floor of the automatic threshold (0.5 is a tail probability of 1e-5).
+        min_threshold: Floor of the automatic threshold (1/3 is a tail probability of 1e-5).
         refractory: Points after an alarm during which no new alarm is raised.
         score_batch: Windows per jitted scoring call.
     """
@@ -115,17 +119,19 @@ class DetectorConfig:
     window_error: bool = True
     normalize: bool = True
     stats_window: int = 4000
-    likelihood: bool = True
+    likelihood: bool = False
     long_window: int = 8000
     short_window: int = 10
     min_history: int = 100
+    onset: bool = True
+    onset_window: int = 400
     range_rule: bool = True
     range_margin: float = 0.05
     range_warmup: int = 100
     threshold: float | None = None
     threshold_quantile: float = 0.999
     contamination: float | None = None
-    min_threshold: float = 0.5
+    min_threshold: float = 1 / 3
     refractory: int = 100
     score_batch: int = 4096
 
@@ -138,6 +144,7 @@ class DetectorConfig:
             "stats_window",
             "long_window",
             "short_window",
+            "onset_window",
             "score_batch",
         )
         for name in positive:
