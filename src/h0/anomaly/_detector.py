@@ -211,9 +211,10 @@ class GRUAutoencoderDetector:
     A GRU encoder reads each window of ``window`` points; its final carry starts a GRU decoder
     that reconstructs the window in reverse order (Malhotra et al. 2016, EncDec-AD). The
     encoder's initial carry comes from an h0 strategy (``initial_state``). The error of each
-    window's newest point, normalised by a trailing Gaussian, passed through an anomaly-likelihood
-    stage and a range rule, gives one score per point in [0, 1] (higher: more anomalous); the
-    score at ``t`` uses data up to ``t`` only. See :class:`DetectorConfig` for every argument.
+    window's newest point (and the window's RMS error), normalised by a trailing Gaussian, kept
+    only at onsets and combined with a range rule (an optional anomaly-likelihood stage sits between
+    the first two), gives one score per point in [0, 1] (higher: more anomalous); the score at ``t``
+    uses data up to ``t`` only. See :class:`DetectorConfig` for every argument.
 
     ``score(X)`` treats ``X`` as the continuation of the series given to ``fit`` (the scoring
     stages' memory and the last ``window - 1`` points come from there); ``decision_scores_``
