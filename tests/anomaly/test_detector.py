@@ -205,13 +205,13 @@ def test_with_scoring_equals_refitting_with_those_settings(fitted):
     det, x = fitted
     test = x[240:].copy()
     test[70] += 2.5
-    changes = dict(likelihood=False, window_error=False, refractory=5)
+    changes = dict(likelihood=True, onset_window=50, window_error=False, refractory=5)
     fresh = GRUAutoencoderDetector(**{**SMALL, **changes}, seed=1).fit(x[:240])
     other = det.with_scoring(**changes)
     np.testing.assert_allclose(other.score(test), fresh.score(test), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(other.decision_scores_, fresh.decision_scores_, rtol=1e-6, atol=1e-9)
     assert other.threshold_ == fresh.threshold_
-    assert det.config.likelihood  # the original is unchanged
+    assert not det.config.likelihood  # the original is unchanged
     with pytest.raises(ValueError, match=r"with_scoring cannot change \['hidden'\]"):
         det.with_scoring(hidden=4)
 

@@ -13,13 +13,51 @@ from h0.anomaly._scoring import (
     alarms,
     gaussian_surprise,
     likelihood_surprise,
+    log_chi2_sf,
+    onset_filter,
     range_flags,
     run_stages,
 )
 
 
 def surprise_of(p):
-    return np.clip(-np.log10(p) / 10.0, 0, 1)
+    # L = -log10(p) decades, squashed as L / (L + 10): p = 1e-10 gives 1/2.
+    decades = -np.log10(p)
+    return decades / (decades + 10.0)
+
+
+def test_surprise_scale_by_hand():
+    history = np.random.default_rng(0).normal(size=(2000, 2))
+    got, _ = gaussian_surprise(history, np.array([[0.0, 0.0]]), 4000)
+    assert 0 <= got[0] < 0.01  # the centre is ordinary
+    # Extreme points stay ordered (no ceiling) and below 1, where the range rule's 1 sits.
+    far = np.array([[30.0, 0.0], [60.0, 0.0], [90.0, 0.0]])
+    far, _ = gaussian_surprise(history, far, 4000)
+    assert far[0] < far[1] < far[2] < 1.0
+
+
+def test_log_chi2_sf_far_tail_by_hand():
+    # Two dimensions: P(chi2 > d2) = exp(-d2 / 2). Four: exp(-x) (1 + x) with x = d2 / 2.
+    d2 = np.array([1.0, 50.0, 2000.0, 20000.0])
+    np.testing.assert_allclose(log_chi2_sf(d2, 2), -d2 / 2, rtol=1e-6)
+    x = d2 / 2
+    np.testing.assert_allclose(log_chi2_sf(d2, 4), -x + np.log1p(x), rtol=1e-6)
+    np.testing.assert_allclose(log_chi2_sf(np.array([3.0, 30.0]), 1), stats.chi2.logsf([3, 30], 1))
+
+
+def test_onset_filter_brute_force():
+    rng = np.random.default_rng(2)
+    history, scores = rng.uniform(size=6), rng.uniform(size=40)
+    got, tail = onset_filter(history, scores, onset_window=5)
+    everything = np.concatenate([history, scores])
+    for i in range(40):
+        k = 6 + i
+        want = scores[i] if scores[i] > everything[k - 5 : k].max() else 0.0
+        assert got[i] == want
+    np.testing.assert_array_equal(tail, everything[-5:])
+    # With no history, the first score has nothing to beat.
+    first, _ = onset_filter(np.zeros(0), np.array([0.3, 0.2, 0.4]), onset_window=5)
+    assert first.tolist() == [0.3, 0.0, 0.4]
 
 
 def test_gaussian_surprise_matches_trailing_fit():
@@ -82,6 +120,9 @@ CONFIGS = [
     ScoringConfig(normalize=False, long_window=30, short_window=4, min_history=10),
     ScoringConfig(likelihood=False, stats_window=25, range_rule=False),
     ScoringConfig(normalize=False, likelihood=False, range_rule=True, range_warmup=1),
+    ScoringConfig(stats_window=30, onset_window=7, range_warmup=5),
+    ScoringConfig(likelihood=True, long_window=30, min_history=10, onset_window=3),
+    ScoringConfig(onset=False, likelihood=True, long_window=30, min_history=10),
 ]
 
 
@@ -105,6 +146,7 @@ def test_split_batches_equal_one_batch_and_stream(cfg):
     np.testing.assert_allclose(np.concatenate([first, second]), whole, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(end.features, end2.features)
     np.testing.assert_allclose(end.surprises, end2.surprises)
+    np.testing.assert_allclose(end.recent, end2.recent)
     stream = StageStream(state, cfg)
     one = [
         stream.update(None if np.isnan(f).any() else f, v)

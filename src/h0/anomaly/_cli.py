@@ -131,14 +131,32 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=4000,
         help="points the error Gaussian is fitted on, trailing (default 4000)",
     )
-    scoring.add_argument(
-        "--no-likelihood", action="store_true", help="skip the anomaly-likelihood stage"
+    lik = scoring.add_mutually_exclusive_group()
+    lik.add_argument(
+        "--likelihood",
+        action="store_true",
+        help="add the anomaly-likelihood stage (off by default: it lowered NAB's score)",
+    )
+    lik.add_argument(
+        "--no-likelihood", action="store_true", help="skip the anomaly-likelihood stage (default)"
     )
     scoring.add_argument(
         "--long-window", type=int, default=8000, help="likelihood's long window (default 8000)"
     )
     scoring.add_argument(
         "--short-window", type=int, default=10, help="likelihood's short average (default 10)"
+    )
+    scoring.add_argument(
+        "--no-onset",
+        action="store_true",
+        help="keep every score (default: a score counts only where it beats the last "
+        "--onset-window scores, so an excursion is scored at its onset)",
+    )
+    scoring.add_argument(
+        "--onset-window",
+        type=int,
+        default=400,
+        help="points an onset must outscore (default 400)",
     )
     scoring.add_argument("--no-range-rule", action="store_true", help="skip the range rule")
     scoring.add_argument(
@@ -154,7 +172,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--threshold-quantile",
         type=float,
         default=0.999,
-        help="threshold = this quantile of the training part's scores, at least 0.5 "
+        help="threshold = this quantile of the training part's scores, at least 1/3 "
         "(default 0.999)",
     )
     thr.add_argument(
@@ -220,9 +238,11 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         window_error=not args.no_window_error,
         normalize=not args.no_normalize,
         stats_window=args.stats_window,
-        likelihood=not args.no_likelihood,
+        likelihood=args.likelihood,
         long_window=args.long_window,
         short_window=args.short_window,
+        onset=not args.no_onset,
+        onset_window=args.onset_window,
         range_rule=not args.no_range_rule,
         range_margin=args.range_margin,
         threshold=args.threshold,

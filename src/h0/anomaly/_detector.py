@@ -42,6 +42,8 @@ SCORING_FIELDS = (
     "long_window",
     "short_window",
     "min_history",
+    "onset",
+    "onset_window",
     "range_rule",
     "range_margin",
     "range_warmup",
@@ -111,7 +113,9 @@ class DetectorConfig:
         error_span: Newest points of each window whose mean signed error is the point's error.
         window_error: Also use each window's root-mean-square error as a feature.
         normalize, stats_window: Trailing Gaussian of the error features.
-        likelihood, long_window, short_window, min_history: Anomaly-likelihood stage.
+        likelihood, long_window, short_window, min_history: Anomaly-likelihood stage (off by
+            default: on NAB it lowered the score, see ``docs/nab.md``).
+        onset, onset_window: Keep a score only where it exceeds the last ``onset_window`` scores.
         range_rule, range_margin, range_warmup: Range rule.
 
     Decisions:
@@ -121,7 +125,7 @@ class DetectorConfig:
             ``min_threshold``.
         contamination: Expected share of anomalous training points; the threshold becomes the
             ``1 - contamination`` quantile of the training scores.
-        min_threshold: Floor of the automatic threshold (0.5 is a tail probability of 1e-5).
+        min_threshold: Floor of the automatic threshold (1/3 is a tail probability of 1e-5).
         refractory: Points after an alarm during which no new alarm is raised.
         score_batch: Windows per jitted scoring call.
     """
@@ -138,17 +142,19 @@ class DetectorConfig:
     window_error: bool = True
     normalize: bool = True
     stats_window: int = 4000
-    likelihood: bool = True
+    likelihood: bool = False
     long_window: int = 8000
     short_window: int = 10
     min_history: int = 100
+    onset: bool = True
+    onset_window: int = 400
     range_rule: bool = True
     range_margin: float = 0.05
     range_warmup: int = 100
     threshold: float | None = None
     threshold_quantile: float = 0.999
     contamination: float | None = None
-    min_threshold: float = 0.5
+    min_threshold: float = 1 / 3
     refractory: int = 100
     score_batch: int = 4096
 
@@ -161,6 +167,7 @@ class DetectorConfig:
             "stats_window",
             "long_window",
             "short_window",
+            "onset_window",
             "score_batch",
         )
         for name in positive:
@@ -227,9 +234,10 @@ class GRUAutoencoderDetector:
     A GRU encoder reads each window of ``window`` points; its final carry starts a GRU decoder
     that reconstructs the window in reverse order (Malhotra et al. 2016, EncDec-AD). The
     encoder's initial carry comes from an h0 strategy (``initial_state``). The error of each
-    window's newest point, normalised by a trailing Gaussian, passed through an anomaly-likelihood
-    stage and a range rule, gives one score per point in [0, 1] (higher: more anomalous); the
-    score at ``t`` uses data up to ``t`` only. See :class:`DetectorConfig` for every argument.
+    window's newest point (and the window's RMS error), normalised by a trailing Gaussian, kept
+    only at onsets and combined with a range rule (an optional anomaly-likelihood stage sits between
+    the first two), gives one score per point in [0, 1] (higher: more anomalous); the score at ``t``
+    uses data up to ``t`` only. See :class:`DetectorConfig` for every argument.
 
     ``score(X)`` treats ``X`` as the continuation of the series given to ``fit`` (the scoring
     stages' memory and the last ``window - 1`` points come from there); ``decision_scores_``

@@ -13,15 +13,25 @@ Stages, in order (each can be switched off in :class:`ScoringConfig`):
 2. **Normalisation** (``normalize``): a Gaussian fitted to the error features of the last
    ``stats_window`` points (seeded with held-out windows, then trailing along the stream, so it
    follows drift) gives the Mahalanobis distance ``d`` of the new features and its tail probability
-   ``p = P(chi2_D > d^2)``. The stage outputs the surprise ``min(1, -log10(p) / 10)`` in [0, 1]
-   (0: ordinary, 1: ``p <= 1e-10``). Off: the raw squared error.
+   ``p = P(chi2_D > d^2)``, computed in log space. The stage outputs the surprise
+   ``L / (L + 10)`` of ``L = -log10(p)`` decades (``p = 1e-5`` gives 1/3, ``p = 1e-10`` gives 1/2):
+   strictly increasing and below 1 however small ``p`` is, so that the most extreme points stay
+   ordered (no ties at a ceiling, which a clipped ``min(1, L / 10)`` had) and the range rule's 1
+   stays above them. Off: the raw squared error.
 3. **Anomaly likelihood** (``likelihood``; Ahmad et al. 2017): the mean of the last
    ``short_window`` surprises is compared with the mean ``mu`` and standard deviation ``sigma``
    of the last ``long_window`` surprises; the tail probability ``Q((short_mean - mu) / sigma)``
    is small when the recent past is unusual compared with the long run. Until
-   ``min_history`` points have been seen it is 0.5. The score is ``min(1, -log10(Q) / 10)``.
-4. **Range rule** (``range_rule``): a value beyond the running min/max by more than
-   ``range_margin`` times the running range (after ``range_warmup`` points) scores 1.
+   ``min_history`` points have been seen it is 0.5. The score is the surprise of ``Q``.
+4. **Onsets** (``onset``): a point keeps its score only if the score exceeds every score of the
+   previous ``onset_window`` points (by a relative ``ONSET_TOLERANCE``); otherwise it scores 0. Whatever threshold is later applied,
+   an excursion above it then raises the score at its onset (and where it climbs higher) rather
+   than at each of its points: the threshold-free form of a refractory period. NAB rewards only
+   the first detection in a window and charges every further point above the threshold outside
+   one as a false positive.
+5. **Range rule** (``range_rule``): a value beyond the running min/max by more than
+   ``range_margin`` times the running range (after ``range_warmup`` points) scores 1, above every
+   score of the stages before it (which stay below 1).
 
 Alarms (:func:`alarms`) are points whose score reaches the threshold, at least ``refractory``
 points after the previous alarm, so a long excursion is reported by its onset.
@@ -36,9 +46,12 @@ from collections import deque
 import numpy as np
 from scipy import special
 
-#: Surprise of a tail probability ``p``: ``min(1, -log10(p) / SURPRISE_DECADES)``.
+#: Surprise of a tail probability ``p`` with ``L = -log10(p)``: ``L / (L + SURPRISE_DECADES)``.
 SURPRISE_DECADES = 10.0
 _LN10 = math.log(10.0)
+#: An onset must exceed the previous scores by this relative margin (so that rounding cannot
+#: make batch and streaming scoring disagree on a near-tie).
+ONSET_TOLERANCE = 1e-9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +65,9 @@ class ScoringConfig:
         long_window: Points of the likelihood's long-run distribution.
         short_window: Points of the likelihood's short moving average.
         min_history: Points seen before the likelihood departs from 0.5.
-        range_rule: Apply the range rule (stage 4).
+        onset: Keep only scores above every score of the last ``onset_window`` points (stage 4).
+        onset_window: Points an onset must outscore.
+        range_rule: Apply the range rule (stage 5).
         range_margin: Fraction of the running range a value must exceed the min/max by.
         range_warmup: Points seen before the range rule may fire.
         sigma_floor: Smallest standard deviation the likelihood divides by.
@@ -60,10 +75,12 @@ class ScoringConfig:
 
     normalize: bool = True
     stats_window: int = 4000
-    likelihood: bool = True
+    likelihood: bool = False
     long_window: int = 8000
     short_window: int = 10
     min_history: int = 100
+    onset: bool = True
+    onset_window: int = 400
     range_rule: bool = True
     range_margin: float = 0.05
     range_warmup: int = 100
@@ -80,6 +97,7 @@ class ScoringState:
         range_min: Running minimum per channel ``[C]`` (``+inf`` before any value).
         range_max: Running maximum per channel ``[C]`` (``-inf`` before any value).
         seen: Values seen by the range rule.
+        recent: Scores before the onset stage of the last ``onset_window`` points ``[n]``.
     """
 
     features: np.ndarray
@@ -87,6 +105,7 @@ class ScoringState:
     range_min: np.ndarray
     range_max: np.ndarray
     seen: int = 0
+    recent: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0,), np.float64))
 
     @classmethod
     def initial(cls, held_out: np.ndarray, channels: int) -> ScoringState:
@@ -107,6 +126,7 @@ class ScoringState:
             self.range_min.copy(),
             self.range_max.copy(),
             self.seen,
+            self.recent.copy(),
         )
 
 
@@ -118,7 +138,35 @@ def _window_sums(values: np.ndarray, ends: np.ndarray, width: int) -> tuple[np.n
 
 
 def _surprise_from_log_p(log_p: np.ndarray) -> np.ndarray:
-    return np.clip(-log_p / (_LN10 * SURPRISE_DECADES), 0.0, 1.0)
+    """Surprise ``L / (L + 10)`` of ``L = -log10(p)`` decades, from ``log p``.
+
+    Strictly increasing and below 1 however small ``p`` is (``p = 1e-5``: 1/3, ``p = 1e-10``: 1/2).
+    """
+    decades = np.maximum(-np.asarray(log_p, np.float64) / _LN10, 0.0)
+    return decades / (decades + SURPRISE_DECADES)
+
+
+def _onset_bar(previous: np.ndarray | float) -> np.ndarray | float:
+    """What a score must exceed to count as an onset, given the previous scores' maximum."""
+    finite = np.where(np.isfinite(previous), previous, 0.0)
+    return previous + ONSET_TOLERANCE * np.abs(finite) + 1e-12
+
+
+def log_chi2_sf(d2: np.ndarray, dims: int) -> np.ndarray:
+    """``log P(chi2_dims > d2)``, accurate far into the tail (no underflow to ``log 0``).
+
+    Example:
+        >>> float(log_chi2_sf(np.array(2000.0), 2))  # exactly -d2 / 2 for two dimensions
+        -1000.0
+    """
+    d2 = np.maximum(np.asarray(d2, np.float64), 0.0)
+    a, x = dims / 2.0, d2 / 2.0
+    with np.errstate(divide="ignore"):
+        direct = np.log(special.gammaincc(a, x))
+    # Far tail: log Gamma(a, x) / Gamma(a) ~ (a - 1) log x - x - log Gamma(a) + log(1 + (a - 1) / x).
+    safe = np.maximum(x, 1.0)
+    tail = (a - 1.0) * np.log(safe) - safe - special.gammaln(a) + np.log1p((a - 1.0) / safe)
+    return np.where(direct > -600.0, direct, tail)
 
 
 def gaussian_surprise(
@@ -142,7 +190,7 @@ def gaussian_surprise(
         >>> rng = np.random.default_rng(0)
         >>> history = rng.normal(size=(500, 1))
         >>> s, _ = gaussian_surprise(history, np.array([[0.0], [8.0]]), 1000)
-        >>> bool(s[0] < 0.05), bool(s[1] > 0.9)
+        >>> bool(s[0] < 0.05), bool(s[1] > 0.5)
         (True, True)
     """
     everything = np.concatenate([history, features]).astype(np.float64)
@@ -159,9 +207,7 @@ def gaussian_surprise(
     cov += ridge[:, None, None] * np.eye(dims)
     delta = features - mean
     d2 = np.einsum("nd,nd->n", delta, np.linalg.solve(cov, delta[:, :, None])[:, :, 0])
-    with np.errstate(divide="ignore"):
-        log_p = np.log(special.gammaincc(dims / 2.0, np.maximum(d2, 0.0) / 2.0))
-    surprise = _surprise_from_log_p(log_p)
+    surprise = _surprise_from_log_p(log_chi2_sf(d2, dims))
     surprise[ends < 2] = 0.0  # no variance from fewer than two points
     return surprise, everything[max(0, everything.shape[0] - stats_window) :]
 
@@ -173,8 +219,9 @@ def likelihood_surprise(
 
     At point ``t`` the mean of the last ``short_window`` values (including ``t``) is compared with
     the mean and standard deviation of the last ``long_window`` values (including ``t``):
-    ``Q = 1 - Phi((short_mean - mean) / max(std, sigma_floor))``; the result is
-    ``min(1, -log10(Q) / 10)``, and ``-log10(0.5) / 10`` until ``min_history`` values were seen.
+    ``Q = 1 - Phi((short_mean - mean) / max(std, sigma_floor))``; the result is the surprise of
+    ``Q`` (``L / (L + 10)`` with ``L = -log10(Q)``), and that of ``Q = 0.5`` until ``min_history``
+    values were seen.
 
     Args:
         history: Earlier values (the oldest first).
@@ -189,7 +236,7 @@ def likelihood_surprise(
         >>> history = np.tile([0.1, 0.2], 50)
         >>> s, _ = likelihood_surprise(history, np.array([0.15, 0.9, 0.9, 0.9]), cfg)
         >>> [round(float(v), 2) for v in s]
-        [0.03, 0.27, 0.48, 0.73]
+        [0.03, 0.21, 0.33, 0.42]
     """
     everything = np.concatenate([history, values]).astype(np.float64)
     ends = history.shape[0] + np.arange(values.shape[0]) + 1
@@ -203,6 +250,36 @@ def likelihood_surprise(
     surprise[ends < cfg.min_history] = _surprise_from_log_p(np.log(0.5))
     keep = max(cfg.long_window, cfg.short_window)
     return surprise, everything[max(0, everything.shape[0] - keep) :]
+
+
+def onset_filter(
+    history: np.ndarray, scores: np.ndarray, onset_window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep each score that exceeds every score of the ``onset_window`` points before it, else 0.
+
+    Args:
+        history: Earlier scores (the oldest first; only the last ``onset_window`` matter).
+        scores: New scores ``[N]``.
+        onset_window: Points a kept score must outscore.
+
+    Returns:
+        ``(kept[N], new_history)`` with ``new_history`` the last ``onset_window`` scores (before
+        filtering) of ``history`` and ``scores``.
+
+    Example:
+        >>> s = np.array([0.1, 0.8, 0.7, 0.9, 0.2, 0.1, 0.05, 0.3])
+        >>> kept, _ = onset_filter(np.zeros(0), s, onset_window=3)
+        >>> kept.tolist()
+        [0.1, 0.8, 0.0, 0.9, 0.0, 0.0, 0.0, 0.3]
+    """
+    history = np.asarray(history, np.float64)[max(0, len(history) - onset_window) :]
+    everything = np.concatenate([np.full((onset_window,), -np.inf), history, scores])
+    start = onset_window + history.shape[0]
+    view = np.lib.stride_tricks.sliding_window_view(everything[:-1], onset_window)
+    previous = view[start - onset_window :].max(axis=1)
+    kept = np.where(scores > _onset_bar(previous), scores, 0.0)
+    tail = everything[max(onset_window, everything.shape[0] - onset_window) :]
+    return kept, tail
 
 
 def range_flags(
@@ -266,6 +343,8 @@ def run_stages(
     else:
         final = surprise
     scores[valid] = final
+    if cfg.onset:
+        scores, new.recent = onset_filter(state.recent, scores, cfg.onset_window)
     if cfg.range_rule:
         flags, new.range_min, new.range_max = range_flags(
             state.range_min, state.range_max, state.seen, values, cfg
@@ -336,6 +415,9 @@ class StageStream:
         self._max = state.range_max.astype(np.float64).copy()
         self._seen = state.seen
         self._updates = 0
+        self._recent = deque(
+            np.asarray(state.recent, np.float64)[-cfg.onset_window :], maxlen=cfg.onset_window
+        )
 
     def _gaussian(self, f: np.ndarray) -> float:
         n = len(self._features)
@@ -348,9 +430,7 @@ class StageStream:
             cov = cov + ridge * np.eye(self._dims)
             delta = f - mean
             d2 = float(delta @ np.linalg.solve(cov, delta))
-            with np.errstate(divide="ignore"):
-                log_p = np.log(special.gammaincc(self._dims / 2.0, max(d2, 0.0) / 2.0))
-            surprise = float(_surprise_from_log_p(np.asarray(log_p)))
+            surprise = float(_surprise_from_log_p(log_chi2_sf(np.asarray(d2), self._dims)))
         self._features.append(f)
         self._sum += f
         self._outer += np.outer(f, f)
@@ -399,6 +479,10 @@ class StageStream:
             f = np.asarray(features, np.float64).reshape(self._dims)
             a = self._gaussian(f) if cfg.normalize else float(np.sum(f**2))
             score = self._likelihood(a) if cfg.likelihood else a
+        if cfg.onset:
+            previous = max(self._recent, default=-math.inf)
+            self._recent.append(score)
+            score = score if score > _onset_bar(previous) else 0.0
         if cfg.range_rule:
             v = np.asarray(value, np.float64).reshape(self._min.shape)
             margin = cfg.range_margin * (self._max - self._min)

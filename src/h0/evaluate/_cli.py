@@ -81,7 +81,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "OUT/results/<detector>/<folder>/<detector>_<file>.csv in NAB's layout and score it "
             "with thresholds optimised over the corpus. Detectors with scoring stages (h0-gru, "
             "h0-untrained, zscore) write one results folder per stage variant (raw, norm, lik, "
-            "full) from one trained network per series: the ablation table."
+            "onset, full, lik-full) from one trained network per series: the ablation table."
         ),
     )
     run.add_argument("--detector", default="h0-gru", help="one of: " + ", ".join(_DETECTORS))
@@ -105,7 +105,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return nab
 
 
-_DETECTORS = ("h0-gru", "h0-untrained", "zscore", "random", "iforest", "pca")
+_DETECTORS = ("h0-gru", "h0-untrained", "zscore", "random", "iforest", "pca", "range-rule")
 
 
 def _nab_root(given: Path | None) -> Path:

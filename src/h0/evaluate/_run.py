@@ -24,12 +24,16 @@ from h0.evaluate import _baselines as baselines
 from h0.evaluate import _metrics as metrics
 from h0.evaluate._nab import NabCorpus, NabResults, load_corpus, probation_length, score_corpus
 
-#: Ablation variants of the scoring stages, in the order they are added.
+#: Ablation variants of the scoring stages. ``full`` is the detector's default (normalisation,
+#: onsets, range rule; the likelihood stage is off by default because it lowered NAB's score);
+#: ``lik`` and ``lik-full`` show what the likelihood stage does when it is switched on.
 STAGES: dict[str, dict[str, bool]] = {
-    "raw": {"normalize": False, "likelihood": False, "range_rule": False},
-    "norm": {"normalize": True, "likelihood": False, "range_rule": False},
-    "lik": {"normalize": True, "likelihood": True, "range_rule": False},
-    "full": {"normalize": True, "likelihood": True, "range_rule": True},
+    "raw": {"normalize": False, "likelihood": False, "onset": False, "range_rule": False},
+    "norm": {"normalize": True, "likelihood": False, "onset": False, "range_rule": False},
+    "lik": {"normalize": True, "likelihood": True, "onset": False, "range_rule": False},
+    "onset": {"normalize": True, "likelihood": False, "onset": True, "range_rule": False},
+    "full": {"normalize": True, "likelihood": False, "onset": True, "range_rule": True},
+    "lik-full": {"normalize": True, "likelihood": True, "onset": True, "range_rule": True},
 }
 
 
@@ -112,7 +116,7 @@ class StagedBaselineScorer:
 
 @dataclasses.dataclass(frozen=True)
 class PlainBaselineScorer:
-    """One of :mod:`h0.evaluate.baselines`, as one variant called ``'raw'``."""
+    """One of :mod:`h0.evaluate.baselines` (or the range rule alone), as one variant ``'raw'``."""
 
     name: str
     seed: int = 0
@@ -124,11 +128,30 @@ class PlainBaselineScorer:
             "iforest": lambda: baselines.IsolationForestDetector(seed=self.seed),
             "pca": lambda: baselines.PCADetector(),
         }
+        if self.name == "range-rule":
+            return {"raw": range_rule_scores(values)}
         return {"raw": detectors[self.name]().score(values, train_end)}
 
 
+def range_rule_scores(values: np.ndarray) -> np.ndarray:
+    """The range rule alone (default margin and warm-up): 1 where it fires, else 0.
+
+    Example:
+        >>> range_rule_scores(np.r_[np.zeros(100), 1.0, 0.0, 5.0][:, None]).tolist()[-3:]
+        [1.0, 0.0, 1.0]
+    """
+    from h0.anomaly._scoring import ScoringConfig, range_flags
+
+    values = np.asarray(values, np.float64).reshape(len(values), -1)
+    channels = values.shape[1]
+    flags, _, _ = range_flags(
+        np.full((channels,), np.inf), np.full((channels,), -np.inf), 0, values, ScoringConfig()
+    )
+    return flags.astype(np.float64)
+
+
 #: Detector names accepted by ``h0 nab run --detector``.
-DETECTORS = ("h0-gru", "h0-untrained", "zscore", "random", "iforest", "pca")
+DETECTORS = ("h0-gru", "h0-untrained", "zscore", "random", "iforest", "pca", "range-rule")
 
 
 def make_scorer(
@@ -138,7 +161,7 @@ def make_scorer(
 
     Example:
         >>> make_scorer('zscore').stages
-        ('raw', 'norm', 'lik', 'full')
+        ('raw', 'norm', 'lik', 'onset', 'full', 'lik-full')
     """
     if detector == "h0-gru":
         return H0GRUScorer(initial_state, seed, options=tuple(sorted(options.items())))
@@ -148,7 +171,7 @@ def make_scorer(
         )
     if detector == "zscore":
         return StagedBaselineScorer("zscore")
-    if detector in ("random", "iforest", "pca"):
+    if detector in ("random", "iforest", "pca", "range-rule"):
         return PlainBaselineScorer(detector, seed)
     raise UsageError(f"--detector {detector!r} is not known; choose one of {', '.join(DETECTORS)}")
 
