@@ -348,32 +348,9 @@ def _fit_and_score(config: Any, values: np.ndarray, n_train: int, quiet: bool):
     if quiet:
         detector.fit(values[:n_train])
     else:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from h0.anomaly._progress import training_progress
 
-        with Progress(
-            TextColumn("training"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("epochs  loss {task.fields[loss]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        ) as progress:
-            task = progress.add_task("fit", total=config.epochs, loss="-")
-
-            def callback(epoch: int, epochs: int, loss: float) -> None:
-                progress.update(task, completed=epoch, loss=f"{loss:.4f}")
-
+        with training_progress(config.epochs) as callback:
             detector.fit(values[:n_train], callback=callback)
     fit_seconds = time.perf_counter() - start
     scores = np.concatenate([detector.decision_scores_, detector.score(values[n_train:])])

@@ -11,14 +11,12 @@ per series (``scores.csv``, ``anomalies.json``) and a fleet summary (``fleet.csv
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from h0._errors import UsageError
+from h0.anomaly._progress import training_progress
 
 FLEET_COLUMNS = (
     "series",
@@ -177,36 +176,6 @@ def run_fleet(args: argparse.Namespace, config_kwargs: dict[str, Any]) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _progress(epochs: int) -> Iterator[Callable[[int, int, float], None]]:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("training (fleet)"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("epochs  loss {task.fields[loss]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-    ) as progress:
-        task = progress.add_task("fit", total=epochs, loss="-")
-
-        def callback(epoch: int, total: int, loss: float) -> None:
-            progress.update(task, completed=epoch, loss=f"{loss:.4f}")
-
-        yield callback
-
-
 def _fit(config: Any, train: list[np.ndarray], mesh: Any, args: argparse.Namespace) -> Any:
     from h0.anomaly._detector import GRUAutoencoderDetector
 
@@ -214,7 +183,7 @@ def _fit(config: Any, train: list[np.ndarray], mesh: Any, args: argparse.Namespa
     try:
         if args.quiet:
             return detector.fit(train, mesh=mesh)
-        with _progress(config.epochs) as callback:
+        with training_progress(config.epochs, "training (fleet)") as callback:
             return detector.fit(train, mesh=mesh, callback=callback)
     except ValueError as error:  # e.g. too few windows for a batch split over the devices
         raise UsageError(str(error)) from None
