@@ -7,19 +7,29 @@ Flax created for the cell (``ir``/``iz``/``in``/``hr``/``hz``/``hn`` for the GRU
 ``ii``/``if``/``ig``/``io``/``hi``/``hf``/``hg``/``ho`` for the LSTMs), so checkpoints of
 ``flax.linen.RNN(cell)`` and ``h0.RNN(cell)`` are interchangeable.
 
-How it differs from differentiating the cell step by step (what autodiff of a scan does):
+Why it is faster than differentiating the cell step by step (what autodiff of a scan does), from
+per-operation profiles of XLA:CPU (``jax.profiler`` traces) on a 2-core machine:
 
-- A :func:`jax.custom_vjp`: the backward loop does only the ``dh @ W_h^T`` matmuls (one per
-  gate) and small elementwise work; every weight gradient, the bias gradients and the inputs'
-  gradient are single large matmuls/reductions over all steps afterwards (autodiff of a scan
-  adds six weight- and input-gradient matmuls and their accumulations to every step).
-- The forward loop saves the gate activations it computed anyway, so the backward pass
-  recomputes nothing; ``remat=True`` saves only the outputs (and the LSTM memory) and
-  recomputes the gates step by step in the backward loop: less memory, a little more compute.
+- **Two matmuls per step, not six or eight.** The gates' input and recurrent projections are each
+  one ``[b, k] @ [k, 3h]`` (GRU) or ``[b, k] @ [k, 4h]`` (LSTM) matmul, sliced inside the fused
+  elementwise step. Each operation in a loop body costs a few microseconds of dispatch on top of
+  its work, and the per-step matmuls are small, so fewer and larger ones win. (Slicing a
+  *dynamically indexed* ``[t, b, 3h]`` input inside the fused step is what is slow: it defeats
+  vectorisation, 6x on the elementwise work. So the input projection stays inside the loop.)
+- **Little temporary memory.** XLA:CPU allocates a step's temporaries afresh on every call, and
+  with glibc's default allocator buffers of tens of MiB come straight from ``mmap``: every page is
+  faulted in again on every call. ``flax.linen.RNN``'s train step at B=64, T=128, H=128 has 49 MiB
+  of temporaries and takes 12.5k page faults per call (``getrusage``), about half its time. By
+  default (``remat=True``) the forward pass here keeps only the outputs (and the LSTM memory), and
+  the backward pass recomputes the gates from them: 9 MiB, no page faults after warm-up, at the
+  price of one more recurrent matmul per step. ``remat=False`` keeps the gates instead (less
+  compute, four more ``[t, b, h]`` arrays), which is faster only where memory is free.
+- **Weight gradients in blocks.** The backward loop does the ``dh @ W_h^T`` matmul per step, keeps
+  the gate gradients of the last ``chunk`` steps in a small buffer and turns them into weight
+  gradients with one ``[k, chunk*b] @ [chunk*b, 3h]`` matmul per block, where autodiff of a scan does
+  a small weight-gradient matmul and an accumulation for every step, and saving them for one
+  matmul over all steps would cost ``[t, b, 3h]`` of memory.
 - Sigmoids through one ``tanh`` each (cheaper on XLA:CPU than ``exp`` plus a divide).
-- What did *not* help on XLA:CPU, measured: hoisting the input projection out of the loop (it
-  adds full passes over ``[t, b, 3h]`` arrays, which cost more than the in-loop ``[b, f]``
-  matmuls), and one ``[b, h] @ [h, 3h]`` matmul per step instead of three ``[b, h] @ [h, h]``.
 
 Gate equations (Flax's; ``x`` input, ``h`` previous output, ``c`` previous memory):
 
@@ -34,7 +44,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -46,6 +56,12 @@ __all__ = ["fast_scan", "supports"]
 
 _GRU_GATES = ("r", "z", "n")
 _LSTM_GATES = ("i", "f", "g", "o")
+
+# Gate-gradient rows kept per weight-gradient block: about 64k floats of [chunk * b, h], at most
+# 16 steps (measured: 8 steps at b=64, h=128 is 1.25x faster than a matmul per step; larger
+# blocks stop helping once the buffers leave the cache).
+_BLOCK_ELEMENTS = 65536
+_MAX_CHUNK = 16
 
 
 def supports(cell: nn.Module) -> bool:
@@ -77,30 +93,34 @@ def _has(params: Mapping[str, Any], names: tuple[str, ...], biased: tuple[str, .
 
 
 def fast_scan(
-    cell: nn.Module, params: Mapping[str, Any], *, remat: bool = False
+    cell: nn.Module, params: Mapping[str, Any], *, remat: bool = False, chunk: int | None = None
 ) -> Callable[..., tuple[Carry, Array]] | None:
     """A drop-in for :func:`h0._scan.masked_scan` that runs ``cell``'s recurrence directly.
 
     Args:
         cell: The Flax cell; see :func:`supports`.
         params: The cell's own parameter dict (``variables['params']`` of the cell).
-        remat: Recompute the gates in the backward pass instead of saving them.
+        remat: Recompute the gates in the backward pass (keep only the outputs and the LSTM
+            memory) instead of saving them.
+        chunk: Time steps per weight-gradient block in the backward pass (default: from the
+            batch and hidden sizes, at most 16).
 
     Returns:
         ``scan(step, carry, xs, lengths, *, unroll=1) -> (carry, ys)`` with the contract of
-        :func:`h0._scan.masked_scan` (``step`` is ignored), or ``None`` when the cell or its
-        parameters are not recognised.
+        :func:`h0._scan.masked_scan` except that ``xs`` and ``ys`` are batch-major,
+        ``[b, t, ...]`` (``step`` is ignored; ``unroll`` applies to the forward loop), or ``None``
+        when the cell or its parameters are not recognised.
 
     Example:
         >>> import flax.linen as nn, jax, jax.numpy as jnp
         >>> from h0._scan import masked_scan
         >>> cell = nn.GRUCell(3)
-        >>> h, x = jnp.zeros((2, 3)), jnp.ones((5, 2, 4))           # x: [time, batch, features]
-        >>> params = cell.init(jax.random.key(0), h, x[0])['params']
+        >>> h, x = jnp.zeros((2, 3)), jnp.ones((2, 5, 4))           # x: [batch, time, features]
+        >>> params = cell.init(jax.random.key(0), h, x[:, 0])['params']
         >>> step = lambda c, x: cell.apply({'params': params}, c, x)
         >>> _, fast = fast_scan(cell, params)(step, h, x, jnp.array([5, 2]))
-        >>> _, ref = masked_scan(step, h, x, jnp.array([5, 2]))
-        >>> bool(jnp.allclose(fast, ref, atol=1e-6))
+        >>> _, ref = masked_scan(step, h, x.swapaxes(0, 1), jnp.array([5, 2]))  # time-major
+        >>> bool(jnp.allclose(fast, ref.swapaxes(0, 1), atol=1e-6))
         True
     """
     if not supports(cell):
@@ -119,43 +139,31 @@ def fast_scan(
         step: Any, carry: Carry, xs: Array, lengths: Array | None = None, *, unroll: int = 1
     ) -> tuple[Carry, Array]:
         del step  # the recurrence is computed from the parameters
-        return run(params, carry, xs, lengths, unroll=unroll, remat=remat)
+        batch, time = xs.shape[:2]
+        if lengths is None:
+            lengths = jnp.full((batch,), time, jnp.int32)
+            masked = False
+        else:
+            masked = True
+        hidden = jax.tree.leaves(carry)[0].shape[-1]
+        block = chunk or max(1, min(_MAX_CHUNK, _BLOCK_ELEMENTS // max(1, batch * hidden), time))
+        options = _Options(masked=masked, remat=remat, chunk=block, unroll=unroll)
+        return run(options, params, carry, xs, lengths)
 
     return scan
 
 
-def _valid_mask(lengths: Array | None, time: int, batch: int) -> Array:
-    """``[t, b, 1]`` booleans, ``t < lengths`` (all true without lengths)."""
-    if lengths is None:
-        return jnp.ones((time, batch, 1), bool)
-    steps = jnp.arange(time, dtype=lengths.dtype)
-    return (steps[:, None] < lengths[None, :])[:, :, None]
+class _Options(NamedTuple):
+    """Static settings of one recurrence (hashable: a ``nondiff_argnums`` argument)."""
+
+    masked: bool
+    remat: bool
+    chunk: int
+    unroll: int
 
 
 def _dtype(*trees: Any) -> Any:
     return jnp.result_type(*jax.tree.leaves(trees))
-
-
-# ------------------------------------------------------------------------------------ common
-#
-# Design, from profiles of XLA:CPU on a small shared machine: a full pass over a [t, b, h] array
-# (an elementwise op, a copy, a fresh buffer) costs about as much as a few hundred loop steps'
-# worth of small ops, so the recurrences touch time-sized arrays as rarely as possible. Each loop
-# step does its matmuls on [b, ...] blocks that stay in cache and writes what the backward pass
-# needs; parameter gradients and the inputs' gradient are then single large matmuls over all
-# steps (autodiff of a scan instead adds several small weight-gradient matmuls to every step).
-
-
-def _dot_all(a: Array, b: Array) -> Array:
-    """``sum_t a[t].T @ b[t]`` as one ``[f, t*b] @ [t*b, k]`` matmul."""
-    t, n, f = a.shape
-    return a.reshape((t * n, f)).T @ b.reshape((t * n, b.shape[-1]))
-
-
-def _times(a: Array, w: Array) -> Array:
-    """``a [t, b, k] @ w [k, f]`` as one matmul."""
-    t, n, k = a.shape
-    return (a.reshape((t * n, k)) @ w).reshape((t, n, w.shape[1]))
 
 
 def _sigmoid(x: Array) -> Array:
@@ -163,121 +171,201 @@ def _sigmoid(x: Array) -> Array:
     return 0.5 * jnp.tanh(0.5 * x) + 0.5
 
 
-def _previous(first: Array, seq: Array) -> Array:
-    """``[first, seq[0], ..., seq[t - 2]]``: the carry before each step (valid steps are a prefix)."""
-    return jnp.concatenate([first[None], seq[:-1]], axis=0)
+def _at(xs: Array, t: Array, axis: int = 0) -> Array:
+    return jax.lax.dynamic_index_in_dim(xs, t, axis, keepdims=False)
+
+
+def _put(xs: Array, value: Array, t: Array, axis: int = 0) -> Array:
+    return jax.lax.dynamic_update_index_in_dim(xs, value.astype(xs.dtype), t, axis)
+
+
+def _valid(lengths: Array, t: Array) -> Array:
+    """``[b, 1]`` booleans: is step ``t`` inside each sequence."""
+    return (t < lengths)[:, None]
+
+
+# ------------------------------------------------------------------------------ backward pass
+
+
+def _reverse_pass(
+    opts: _Options,
+    step: Callable[..., tuple[Any, Array, Array, Array]],
+    dcarry: Any,
+    xs: Array,
+    lengths: Array,
+    wi: Array,
+    wh: Array,
+    widths: tuple[int, int],
+    *,
+    shared_gradients: bool = False,
+) -> tuple[Any, Array, Array, Array, Array, Array]:
+    """The backward loop shared by the GRU and the LSTM.
+
+    ``step(t, dcarry, valid, wh_t) -> (dcarry_prev, hp, gh, gi)`` differentiates one time step
+    (``wh_t`` is ``wh.T``, computed once; see below): ``hp``
+    is the output before step ``t`` (``[b, h]``), ``gh`` the gradients of the recurrent
+    projection ``hp @ W_h`` (``[b, widths[0]]``) and ``gi`` those of the input projection
+    ``x_t @ W_i`` (``[b, widths[1]]``), both zero where the step is not valid. With
+    ``shared_gradients`` (the LSTM) they are the same array and are stored once.
+
+    Steps run from ``t - 1`` down to 0 in blocks of ``opts.chunk``; the first block is padded at
+    its start with steps that are not valid (their index is clamped to ``t - 1``, where the real
+    step then writes over them), so any length works with any block size.
+
+    Returns:
+        ``(dcarry_0, dxs, dW_h, dW_i, sum of gh, sum of gi)``.
+    """
+    batch, time, features = xs.shape
+    hidden = jax.tree.leaves(dcarry)[0].shape[-1]
+    nh, ni = widths
+    chunk = opts.chunk
+    blocks = -(-time // chunk)
+    pad = blocks * chunk - time
+    dtype = xs.dtype
+    shared = shared_gradients
+
+    def block(k, carry):
+        dcarry, dxs, dwh, dwi, sh, si, (wh_t, wi_t) = carry
+
+        def inner(j, carry):
+            dcarry, dxs, hps, ghs, gis, xts = carry
+            virtual = time - 1 + pad - (k * chunk + j)  # >= time: padding
+            t = jnp.minimum(virtual, time - 1)
+            valid = _valid(lengths, t) & (virtual < time)
+            dcarry, hp, gh, gi = step(t, dcarry, valid, wh_t)
+            slot = chunk - 1 - j
+            return (
+                dcarry,
+                _put(dxs, gi @ wi_t, t, 1),
+                _put(hps, hp, slot),
+                _put(ghs, gh, slot),
+                None if gis is None else _put(gis, gi, slot),
+                _put(xts, _at(xs, t, 1), slot),
+            )
+
+        def buffer(width):
+            return jnp.zeros((chunk, batch, width), dtype)
+
+        gis = None if shared else buffer(ni)
+        dcarry, dxs, hps, ghs, gis, xts = jax.lax.fori_loop(
+            0, chunk, inner, (dcarry, dxs, buffer(hidden), buffer(nh), gis, buffer(features))
+        )
+        rows = chunk * batch
+        ghs = ghs.reshape((rows, nh))
+        gis = ghs if shared else gis.reshape((rows, ni))
+        dwh = dwh + hps.reshape((rows, hidden)).T @ ghs
+        dwi = dwi + xts.reshape((rows, features)).T @ gis
+        return dcarry, dxs, dwh, dwi, sh + ghs.sum(axis=0), si + gis.sum(axis=0), (wh_t, wi_t)
+
+    init = (
+        dcarry,
+        jnp.zeros_like(xs),
+        jnp.zeros((hidden, nh), dtype),
+        jnp.zeros((features, ni), dtype),
+        jnp.zeros((nh,), dtype),
+        jnp.zeros((ni,), dtype),
+        # The transposed weights travel in the loop's carry: closed over, XLA folds the
+        # transpose into the matmul (contracting the weight's minor dimension), which ran at
+        # half speed in the loop here (80 vs 45 us per step at b=64, 4h=512).
+        (wh.T, wi.T),
+    )
+    *out, _ = jax.lax.fori_loop(0, blocks, block, init)
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------------------- GRU
 
 
 def _gru(
+    opts: _Options,
     params: Mapping[str, Any],
     carry: Array,
     xs: Array,
-    lengths: Array | None,
-    *,
-    unroll: int,
-    remat: bool,
+    lengths: Array,
 ) -> tuple[Array, Array]:
     dtype = _dtype(params, carry, xs)
     p = jax.tree.map(lambda a: jnp.asarray(a, dtype), dict(params))
     wi = jnp.concatenate([p[f"i{g}"]["kernel"] for g in _GRU_GATES], axis=1)
     bi = jnp.concatenate([p[f"i{g}"]["bias"] for g in _GRU_GATES])
-    wh = tuple(p[f"h{g}"]["kernel"] for g in _GRU_GATES)
-    valid = _valid_mask(lengths, *xs.shape[:2])
-    masked = lengths is not None
+    wh = jnp.concatenate([p[f"h{g}"]["kernel"] for g in _GRU_GATES], axis=1)
     h, ys = _gru_recurrence(
-        masked,
-        unroll,
-        remat,
-        (wi, bi, wh, p["hn"]["bias"]),
-        carry.astype(dtype),
-        xs.astype(dtype),
-        valid,
+        opts, (wi, bi, wh, p["hn"]["bias"]), carry.astype(dtype), xs.astype(dtype), lengths
     )
     return h.astype(carry.dtype), ys
 
 
-def _gru_step(w, h, x):
-    """One GRU step on ``[b, ...]`` blocks: ``(r, z, hn, n, new_h)``."""
+def _gru_gates(w, h, x):
+    """One GRU step's gates on ``[b, ...]`` blocks: ``(r, z, hn, n)``."""
     wi, bi, wh, bhn = w
     hidden = h.shape[-1]
     a = x @ wi + bi[None, :]
-    r = _sigmoid(a[:, :hidden] + h @ wh[0])
-    z = _sigmoid(a[:, hidden : 2 * hidden] + h @ wh[1])
-    hn = h @ wh[2] + bhn[None, :]
+    g = h @ wh
+    r = _sigmoid(a[:, :hidden] + g[:, :hidden])
+    z = _sigmoid(a[:, hidden : 2 * hidden] + g[:, hidden : 2 * hidden])
+    hn = g[:, 2 * hidden :] + bhn[None, :]
     n = jnp.tanh(a[:, 2 * hidden :] + r * hn)
-    return r, z, hn, n, (1.0 - z) * n + z * h
+    return r, z, hn, n
 
 
-def _gru_forward(masked, unroll, w, h0, xs, valid, *, save):
-    def body(h, inputs):
-        x, vt = inputs
-        r, z, hn, n, new = _gru_step(w, h, x)
-        if masked:
-            new = jnp.where(vt, new, h)
-            y = jnp.where(vt, new, jnp.zeros_like(new))
+def _gru_forward(opts, w, h0, xs, lengths, *, save):
+    """``(h, ys, gates)``: outputs ``[b, t, h]``, gates time-major when ``save``."""
+    batch, time = xs.shape[:2]
+
+    def body(carry, t):
+        h, ys = carry
+        r, z, hn, n = _gru_gates(w, h, _at(xs, t, 1))
+        new = n + z * (h - n)
+        if opts.masked:
+            valid = _valid(lengths, t)
+            new = jnp.where(valid, new, h)
+            y = jnp.where(valid, new, jnp.zeros_like(new))
         else:
             y = new
-        return new, ((y, r, z, hn, n) if save else y)
+        return (new, _put(ys, y, t, 1)), ((r, z, hn, n) if save else None)
 
-    return jax.lax.scan(body, h0, (xs, valid), unroll=unroll)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _gru_recurrence(masked, unroll, remat, w, h0, xs, valid):
-    return _gru_forward(masked, unroll, w, h0, xs, valid, save=False)
+    steps = jnp.arange(time, dtype=lengths.dtype)
+    ys = jnp.zeros((batch, time, h0.shape[-1]), h0.dtype)
+    (h, ys), gates = jax.lax.scan(body, (h0, ys), steps, unroll=opts.unroll)
+    return h, ys, gates
 
 
-def _gru_recurrence_fwd(masked, unroll, remat, w, h0, xs, valid):
-    if remat:
-        h, ys = _gru_forward(masked, unroll, w, h0, xs, valid, save=False)
-        return (h, ys), (w, h0, xs, valid, ys, None)
-    h, (ys, *gates) = _gru_forward(masked, unroll, w, h0, xs, valid, save=True)
-    return (h, ys), (w, h0, xs, valid, ys, tuple(gates))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _gru_recurrence(opts, w, h0, xs, lengths):
+    h, ys, _ = _gru_forward(opts, w, h0, xs, lengths, save=False)
+    return h, ys
 
 
-def _gru_recurrence_bwd(masked, unroll, remat, residuals, cotangents):
-    w, h0, xs, valid, ys, gates = residuals
+def _gru_recurrence_fwd(opts, w, h0, xs, lengths):
+    h, ys, gates = _gru_forward(opts, w, h0, xs, lengths, save=not opts.remat)
+    return (h, ys), (w, h0, xs, lengths, ys, gates)
+
+
+def _gru_recurrence_bwd(opts, residuals, cotangents):
+    w, h0, xs, lengths, ys, saved = residuals
     wi, _, wh, _ = w
     dh_last, dys = cotangents
     hidden = h0.shape[-1]
-    hprev = _previous(h0, ys)
 
-    def body(dh, inputs):
-        if remat:
-            dy, hp, vt, x = inputs
-            r, z, hn, n, _ = _gru_step(w, hp, x)
+    def step(t, dh, valid, wh_t):
+        hp = jnp.where(t > 0, _at(ys, jnp.maximum(t - 1, 0), 1), h0)
+        if saved is None:
+            r, z, hn, n = _gru_gates(w, hp, _at(xs, t, 1))
         else:
-            dy, hp, vt, (r, z, hn, n) = inputs
-        d = dh + dy
-        if masked:
-            d = jnp.where(vt, d, jnp.zeros_like(d))
+            r, z, hn, n = (_at(a, t) for a in saved)
+        d = jnp.where(valid, dh + _at(dys, t, 1), jnp.zeros_like(dh))
         dan = d * (1.0 - z) * (1.0 - n * n)
-        dar = dan * hn * r * (1.0 - r)
+        dhn = dan * r
+        dar = dhn * hn * (1.0 - r)
         daz = d * (hp - n) * z * (1.0 - z)
-        dpre = jnp.concatenate([dar, daz, dan * r], axis=1)  # gradients of r, z and W_hn h + b_hn
-        dprev = d * z + dar @ wh[0].T + daz @ wh[1].T + dpre[:, 2 * hidden :] @ wh[2].T
-        if masked:
-            dprev = dprev + jnp.where(vt, jnp.zeros_like(dh), dh)
-        return dprev, (dpre, dan)
+        gh = jnp.concatenate([dar, daz, dhn], axis=1)  # of hp @ [W_hr | W_hz | W_hn]
+        gi = jnp.concatenate([dar, daz, dan], axis=1)  # of x @ [W_ir | W_iz | W_in]
+        dprev = jnp.where(valid, d * z + gh @ wh_t, dh)
+        return dprev, hp, gh, gi
 
-    extra = xs if remat else gates
-    dh0, (dpre, dan) = jax.lax.scan(
-        body, dh_last, (dys, hprev, valid, extra), reverse=True, unroll=unroll
+    dh0, dxs, dwh, dwi, sh, si = _reverse_pass(
+        opts, step, dh_last, xs, lengths, wi, wh, (3 * hidden, 3 * hidden)
     )
-    # Input-side gradients: the n gate's input term gets dan, not dan * r.
-    keep = jnp.concatenate([jnp.ones((2 * hidden,), wi.dtype), jnp.zeros((hidden,), wi.dtype)])
-    dwi = _dot_all(xs, dpre) * keep[None, :] + jnp.pad(_dot_all(xs, dan), ((0, 0), (2 * hidden, 0)))
-    sums = dpre.sum(axis=(0, 1))
-    dan_sum = dan.sum(axis=(0, 1))
-    dbi = jnp.concatenate([sums[: 2 * hidden], dan_sum])
-    dxs = _times(dpre, (wi * keep[None, :]).T) + _times(dan, wi[:, 2 * hidden :].T)
-    dwh = _dot_all(hprev, dpre)
-    dwh = tuple(dwh[:, k * hidden : (k + 1) * hidden] for k in range(3))
-    dw = (dwi, dbi, dwh, sums[2 * hidden :])
-    return dw, dh0, dxs, None
+    return (dwi, si, dwh, sh[2 * hidden :]), dh0, dxs, None
 
 
 _gru_recurrence.defvjp(_gru_recurrence_fwd, _gru_recurrence_bwd)
@@ -287,100 +375,99 @@ _gru_recurrence.defvjp(_gru_recurrence_fwd, _gru_recurrence_bwd)
 
 
 def _lstm(
+    opts: _Options,
     params: Mapping[str, Any],
     carry: tuple[Array, Array],
     xs: Array,
-    lengths: Array | None,
-    *,
-    unroll: int,
-    remat: bool,
+    lengths: Array,
 ) -> tuple[tuple[Array, Array], Array]:
     c0, h0 = carry
     dtype = _dtype(params, carry, xs)
     p = jax.tree.map(lambda a: jnp.asarray(a, dtype), dict(params))
     wi = jnp.concatenate([p[f"i{g}"]["kernel"] for g in _LSTM_GATES], axis=1)
-    wh = tuple(p[f"h{g}"]["kernel"] for g in _LSTM_GATES)
+    wh = jnp.concatenate([p[f"h{g}"]["kernel"] for g in _LSTM_GATES], axis=1)
     b = jnp.concatenate([p[f"h{g}"]["bias"] for g in _LSTM_GATES])
-    valid = _valid_mask(lengths, *xs.shape[:2])
     (c, h), ys = _lstm_recurrence(
-        lengths is not None,
-        unroll,
-        remat,
-        (wi, wh, b),
-        (c0.astype(dtype), h0.astype(dtype)),
-        xs.astype(dtype),
-        valid,
+        opts, (wi, wh, b), (c0.astype(dtype), h0.astype(dtype)), xs.astype(dtype), lengths
     )
     return (c.astype(c0.dtype), h.astype(h0.dtype)), ys
 
 
-def _lstm_step(w, c, h, x):
-    """One LSTM step on ``[b, ...]`` blocks: ``(i, f, g, o, new_c)``."""
+def _lstm_gates(w, h, x):
+    """One LSTM step's gates on ``[b, ...]`` blocks: ``(i, f, g, o)``."""
     wi, wh, b = w
     hidden = h.shape[-1]
-    a = x @ wi + b[None, :]
-    i = _sigmoid(a[:, :hidden] + h @ wh[0])
-    f = _sigmoid(a[:, hidden : 2 * hidden] + h @ wh[1])
-    g = jnp.tanh(a[:, 2 * hidden : 3 * hidden] + h @ wh[2])
-    o = _sigmoid(a[:, 3 * hidden :] + h @ wh[3])
-    return i, f, g, o, f * c + i * g
+    a = x @ wi + h @ wh + b[None, :]
+    i = _sigmoid(a[:, :hidden])
+    f = _sigmoid(a[:, hidden : 2 * hidden])
+    g = jnp.tanh(a[:, 2 * hidden : 3 * hidden])
+    o = _sigmoid(a[:, 3 * hidden :])
+    return i, f, g, o
 
 
-def _lstm_forward(masked, unroll, w, carry, xs, valid, *, save):
-    def body(carry, inputs):
-        c, h = carry
-        x, vt = inputs
-        i, f, g, o, new_c = _lstm_step(w, c, h, x)
+def _lstm_forward(opts, w, carry, xs, lengths, *, save):
+    """``(carry, ys, saved)``: outputs ``[b, t, h]`` and what the backward pass needs.
+
+    ``saved`` is ``None`` (``save=None``), the memory after each step (``"memory"``) or the
+    memory and the gates (``"gates"``), time-major.
+    """
+    batch, time = xs.shape[:2]
+
+    def body(state, t):
+        (c, h), ys = state
+        i, f, g, o = _lstm_gates(w, h, _at(xs, t, 1))
+        new_c = f * c + i * g
         new_h = o * jnp.tanh(new_c)
-        if masked:
-            new_c = jnp.where(vt, new_c, c)
-            new_h = jnp.where(vt, new_h, h)
-            y = jnp.where(vt, new_h, jnp.zeros_like(new_h))
+        if opts.masked:
+            valid = _valid(lengths, t)
+            new_c = jnp.where(valid, new_c, c)
+            new_h = jnp.where(valid, new_h, h)
+            y = jnp.where(valid, new_h, jnp.zeros_like(new_h))
         else:
             y = new_h
-        return (new_c, new_h), ((y, new_c, i, f, g, o) if save else (y, new_c))
+        kept = {None: None, "memory": (new_c,), "gates": (new_c, i, f, g, o)}[save]
+        return ((new_c, new_h), _put(ys, y, t, 1)), kept
 
-    return jax.lax.scan(body, carry, (xs, valid), unroll=unroll)
+    steps = jnp.arange(time, dtype=lengths.dtype)
+    ys = jnp.zeros((batch, time, carry[1].shape[-1]), carry[1].dtype)
+    (final, ys), saved = jax.lax.scan(body, (carry, ys), steps, unroll=opts.unroll)
+    return final, ys, saved
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _lstm_recurrence(masked, unroll, remat, w, carry, xs, valid):
-    final, (ys, _) = _lstm_forward(masked, unroll, w, carry, xs, valid, save=False)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _lstm_recurrence(opts, w, carry, xs, lengths):
+    final, ys, _ = _lstm_forward(opts, w, carry, xs, lengths, save=None)
     return final, ys
 
 
-def _lstm_recurrence_fwd(masked, unroll, remat, w, carry, xs, valid):
-    if remat:
-        final, (ys, cs) = _lstm_forward(masked, unroll, w, carry, xs, valid, save=False)
-        return (final, ys), (w, carry, xs, valid, ys, cs, None)
-    final, (ys, cs, *gates) = _lstm_forward(masked, unroll, w, carry, xs, valid, save=True)
-    return (final, ys), (w, carry, xs, valid, ys, cs, tuple(gates))
+def _lstm_recurrence_fwd(opts, w, carry, xs, lengths):
+    final, ys, (cs, *gates) = _lstm_forward(
+        opts, w, carry, xs, lengths, save="memory" if opts.remat else "gates"
+    )
+    return (final, ys), (w, carry, xs, lengths, ys, cs, tuple(gates) or None)
 
 
-def _lstm_recurrence_bwd(masked, unroll, remat, residuals, cotangents):
-    w, (c0, h0), xs, valid, ys, cs, gates = residuals
+def _lstm_recurrence_bwd(opts, residuals, cotangents):
+    w, (c0, h0), xs, lengths, ys, cs, saved = residuals
     wi, wh, _ = w
     (dc_last, dh_last), dys = cotangents
-    hprev = _previous(h0, ys)
-    # Memory is frozen at invalid steps, so cs[t - 1] is the memory before any valid step t.
-    cprev = _previous(c0, cs)
     hidden = h0.shape[-1]
 
-    def body(carry, inputs):
-        dc, dh = carry
-        if remat:
-            dy, hp, cp, ct, vt, x = inputs
-            i, f, g, o, _ = _lstm_step(w, cp, hp, x)
+    def step(t, dcarry, valid, wh_t):
+        dc, dh = dcarry
+        first = t > 0
+        hp = jnp.where(first, _at(ys, jnp.maximum(t - 1, 0), 1), h0)
+        # Memory is frozen at invalid steps, so cs[t - 1] is the memory before any valid step t.
+        cp = jnp.where(first, _at(cs, jnp.maximum(t - 1, 0)), c0)
+        if saved is None:
+            i, f, g, o = _lstm_gates(w, hp, _at(xs, t, 1))
         else:
-            dy, hp, cp, ct, vt, (i, f, g, o) = inputs
-        tc = jnp.tanh(ct)
-        d = dh + dy
-        dcn = dc
-        if masked:
-            d = jnp.where(vt, d, jnp.zeros_like(d))
-            dcn = jnp.where(vt, dcn, jnp.zeros_like(dcn))
-        dcn = dcn + d * o * (1.0 - tc * tc)
-        dpre = jnp.concatenate(
+            i, f, g, o = (_at(a, t) for a in saved)
+        tc = jnp.tanh(f * cp + i * g)
+        zero = jnp.zeros_like(dh)
+        d = jnp.where(valid, dh + _at(dys, t, 1), zero)
+        dcn = jnp.where(valid, dc, zero) + d * o * (1.0 - tc * tc)
+        gates = jnp.concatenate(
             [
                 dcn * g * i * (1.0 - i),
                 dcn * cp * f * (1.0 - f),
@@ -389,21 +476,22 @@ def _lstm_recurrence_bwd(masked, unroll, remat, residuals, cotangents):
             ],
             axis=1,
         )
-        dh_prev = sum(dpre[:, k * hidden : (k + 1) * hidden] @ wh[k].T for k in range(4))
-        dc_prev = dcn * f
-        if masked:
-            dh_prev = dh_prev + jnp.where(vt, jnp.zeros_like(dh), dh)
-            dc_prev = dc_prev + jnp.where(vt, jnp.zeros_like(dc), dc)
-        return (dc_prev, dh_prev), dpre
+        dh_prev = jnp.where(valid, gates @ wh_t, dh)
+        dc_prev = jnp.where(valid, dcn * f, dc)
+        return (dc_prev, dh_prev), hp, gates, gates
 
-    extra = xs if remat else gates
-    (dc0, dh0), dpre = jax.lax.scan(
-        body, (dc_last, dh_last), (dys, hprev, cprev, cs, valid, extra), reverse=True, unroll=unroll
+    (dc0, dh0), dxs, dwh, dwi, sh, _ = _reverse_pass(
+        opts,
+        step,
+        (dc_last, dh_last),
+        xs,
+        lengths,
+        wi,
+        wh,
+        (4 * hidden, 4 * hidden),
+        shared_gradients=True,
     )
-    dwh = _dot_all(hprev, dpre)
-    dwh = tuple(dwh[:, k * hidden : (k + 1) * hidden] for k in range(4))
-    dw = (_dot_all(xs, dpre), dwh, dpre.sum(axis=(0, 1)))
-    return dw, (dc0, dh0), _times(dpre, wi.T), None
+    return (dwi, dwh, sh), (dc0, dh0), dxs, None
 
 
 _lstm_recurrence.defvjp(_lstm_recurrence_fwd, _lstm_recurrence_bwd)

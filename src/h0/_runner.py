@@ -173,8 +173,12 @@ class RNN(nn.Module):
             return cell.apply({"params": params}, carry, x)
 
         fast_scan = _fast.fast_scan(cell, params, remat=self.remat) if self.fast else None
+        # The fast path works batch-major; the generic one scans time-major.
+        time_axis = 0 if fast_scan is None else 1
         size = math.prod(batch_shape)
-        xs = jnp.swapaxes(inputs.reshape((size, time, num_features)), 0, 1)
+        xs = inputs.reshape((size, time, num_features))
+        if time_axis == 0:
+            xs = jnp.swapaxes(xs, 0, 1)
         carry, ys = _scan.run_sequence(
             step,
             flatten_batch(carry, batch_shape),
@@ -184,8 +188,11 @@ class RNN(nn.Module):
             warmup=warmup,
             unroll=self.unroll,
             scan=fast_scan or _scan.masked_scan,
+            time_axis=time_axis,
         )
-        ys = jax.tree.map(lambda y: unflatten_batch(jnp.swapaxes(y, 0, 1), batch_shape), ys)
+        if time_axis == 0:
+            ys = jax.tree.map(lambda y: jnp.swapaxes(y, 0, 1), ys)
+        ys = jax.tree.map(lambda y: unflatten_batch(y, batch_shape), ys)
         return unflatten_batch(carry, batch_shape), ys
 
     def __call__(

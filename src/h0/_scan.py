@@ -66,14 +66,16 @@ def masked_scan(
     return jax.lax.scan(body, carry, (xs, steps), unroll=unroll)
 
 
-def flip_sequences(xs: Array, lengths: Array | None) -> Array:
+def flip_sequences(xs: Array, lengths: Array | None, *, time_axis: int = 0) -> Array:
     """Reverse each sequence's valid part in time, keeping padding at the end.
 
     Applying it twice with the same lengths gives back ``xs``.
 
     Args:
-        xs: Time-major array ``[t, b, ...]``.
+        xs: Time-major array ``[t, b, ...]`` (or batch-major ``[b, t, ...]`` with
+            ``time_axis=1``).
         lengths: Valid steps per sequence ``[b]``, or ``None`` to reverse every sequence fully.
+        time_axis: 0 for time-major ``xs``, 1 for batch-major.
 
     Returns:
         An array like ``xs`` where, for each sequence ``i`` of length ``L``, step ``k < L`` holds
@@ -85,12 +87,16 @@ def flip_sequences(xs: Array, lengths: Array | None) -> Array:
         >>> flip_sequences(xs, jnp.array([1, 3])).T.tolist()
         [[1, 0, 0], [4, 3, 2]]
     """
+    if time_axis not in (0, 1):
+        raise ValueError(f"time_axis must be 0 or 1, got {time_axis}.")
     if lengths is None:
-        return jnp.flip(xs, axis=0)
-    t = jnp.arange(xs.shape[0], dtype=lengths.dtype)[:, None]
+        return jnp.flip(xs, axis=time_axis)
+    t = jnp.arange(xs.shape[time_axis], dtype=lengths.dtype)[:, None]
     index = jnp.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+    if time_axis == 1:
+        index = index.T
     index = index.reshape(index.shape + (1,) * (xs.ndim - 2))
-    return jnp.take_along_axis(xs, index, axis=0)
+    return jnp.take_along_axis(xs, index, axis=time_axis)
 
 
 def run_sequence(
@@ -103,6 +109,7 @@ def run_sequence(
     warmup: int = 0,
     unroll: int = 1,
     scan: Callable[..., tuple[Carry, Array]] = masked_scan,
+    time_axis: int = 0,
 ) -> tuple[Carry, Array]:
     """Run a recurrence over padded sequences: direction, burn-in and masking in one place.
 
@@ -117,18 +124,22 @@ def run_sequence(
             kept; the outputs then have ``t - warmup`` steps.
         unroll: Passed to :func:`jax.lax.scan`.
         scan: The masked scan to use (a fast path may substitute its own with the same contract).
+        time_axis: 1 when ``xs`` (and what ``scan`` takes and returns) is batch-major
+            ``[b, t, f]``; the fast path works batch-major and so spares two transposes.
 
     Returns:
-        ``(carry, ys)`` with ys ``[t - warmup, b, o]``.
+        ``(carry, ys)`` with ys ``[t - warmup, b, o]`` (``[b, t - warmup, o]`` with
+        ``time_axis=1``).
     """
     if reverse:
-        xs = flip_sequences(xs, lengths)
+        xs = flip_sequences(xs, lengths, time_axis=time_axis)
     if warmup:
-        carry, _ = scan(step, carry, xs[:warmup], lengths, unroll=unroll)
-        xs = xs[warmup:]
+        head = jax.lax.slice_in_dim(xs, 0, warmup, axis=time_axis)
+        carry, _ = scan(step, carry, head, lengths, unroll=unroll)
+        xs = jax.lax.slice_in_dim(xs, warmup, xs.shape[time_axis], axis=time_axis)
         if lengths is not None:
             lengths = jnp.maximum(lengths - warmup, 0)
     carry, ys = scan(step, carry, xs, lengths, unroll=unroll)
     if reverse:
-        ys = flip_sequences(ys, lengths)
+        ys = flip_sequences(ys, lengths, time_axis=time_axis)
     return carry, ys
