@@ -387,17 +387,20 @@ def _lstm(
     wi = jnp.concatenate([p[f"i{g}"]["kernel"] for g in _LSTM_GATES], axis=1)
     wh = jnp.concatenate([p[f"h{g}"]["kernel"] for g in _LSTM_GATES], axis=1)
     b = jnp.concatenate([p[f"h{g}"]["bias"] for g in _LSTM_GATES])
+    # Both projections in one matmul: [x | h] @ [W_i ; W_h] (measured 0.95 -> 0.88 of flax's
+    # forward at b=64, h=128; an LSTM adds them anyway, unlike the GRU's n gate).
+    w = (wi, wh, b, jnp.concatenate([wi, wh], axis=0))
     (c, h), ys = _lstm_recurrence(
-        opts, (wi, wh, b), (c0.astype(dtype), h0.astype(dtype)), xs.astype(dtype), lengths
+        opts, w, (c0.astype(dtype), h0.astype(dtype)), xs.astype(dtype), lengths
     )
     return (c.astype(c0.dtype), h.astype(h0.dtype)), ys
 
 
 def _lstm_gates(w, h, x):
     """One LSTM step's gates on ``[b, ...]`` blocks: ``(i, f, g, o)``."""
-    wi, wh, b = w
+    _, _, b, w_both = w
     hidden = h.shape[-1]
-    a = x @ wi + h @ wh + b[None, :]
+    a = jnp.concatenate([x, h], axis=1) @ w_both + b[None, :]
     i = _sigmoid(a[:, :hidden])
     f = _sigmoid(a[:, hidden : 2 * hidden])
     g = jnp.tanh(a[:, 2 * hidden : 3 * hidden])
@@ -449,7 +452,7 @@ def _lstm_recurrence_fwd(opts, w, carry, xs, lengths):
 
 def _lstm_recurrence_bwd(opts, residuals, cotangents):
     w, (c0, h0), xs, lengths, ys, cs, saved = residuals
-    wi, wh, _ = w
+    wi, wh, _, _ = w
     (dc_last, dh_last), dys = cotangents
     hidden = h0.shape[-1]
 
@@ -491,7 +494,8 @@ def _lstm_recurrence_bwd(opts, residuals, cotangents):
         (4 * hidden, 4 * hidden),
         shared_gradients=True,
     )
-    return (dwi, dwh, sh), (dc0, dh0), dxs, None
+    dw_both = jnp.concatenate([dwi, dwh], axis=0)
+    return (jnp.zeros_like(dwi), jnp.zeros_like(dwh), sh, dw_both), (dc0, dh0), dxs, None
 
 
 _lstm_recurrence.defvjp(_lstm_recurrence_fwd, _lstm_recurrence_bwd)
