@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -249,6 +250,36 @@ def peak_memory(cell: str, b: int, t: int, d: int, h: int) -> dict:
     return {"cell": cell, "B": b, "T": t, "D": d, "H": h, "peak_mib": out}
 
 
+def temporaries(cell: str, size: tuple[int, int, int, int], calls: int = 5) -> dict:
+    """Planned temporary memory of the train step and the page faults one call takes.
+
+    XLA:CPU allocates a step's temporaries afresh on every call; above glibc's mmap threshold
+    (at most 32 MiB) they come straight from the kernel, and every page is faulted in again.
+    """
+    b, t, d, h = size
+    x = jax.random.normal(jax.random.key(1), (b, t, d))
+    row = {"cell": cell, "size": size}
+    for name, model in (("flax", nn.RNN(CELLS[cell](h))), ("h0", h0.RNN(CELLS[cell](h)))):
+        train, _ = jax_fns(model, x)
+        variables = jax.jit(lambda x, m=model: m.init(jax.random.key(0), x))(x)
+
+        def loss(v, x, m=model):
+            return jnp.mean(m.apply(v, x) ** 2)
+
+        compiled = jax.jit(jax.value_and_grad(loss)).lower(variables, x).compile()
+        for _ in range(2):
+            _run(train)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(calls):
+            _run(train)
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
+        row[name] = {
+            "temp_mib": compiled.memory_analysis().temp_size_in_bytes / 2**20,
+            "page_faults_per_call": faults,
+        }
+    return row
+
+
 # --------------------------------------------------------------------------------- report
 
 
@@ -299,6 +330,21 @@ def markdown(results: dict) -> str:
             lines.append(
                 f"| {r['cell']} | {size} | {r['ms']['zeros']:.1f} | {r['learned_vs_zeros']:.3f} "
                 f"| {r['masked_vs_unmasked']:.3f} |"
+            )
+        lines.append("")
+    if results.get("temporaries"):
+        lines += [
+            "### Temporary memory of the train step, and page faults per call",
+            "",
+            "| cell | B, T, D, H | flax temp MiB | flax faults/call | h0 temp MiB | h0 faults/call |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in results["temporaries"]:
+            size = ", ".join(map(str, r["size"]))
+            f, o = r["flax"], r["h0"]
+            lines.append(
+                f"| {r['cell']} | {size} | {f['temp_mib']:.0f} | {f['page_faults_per_call']:.0f} "
+                f"| {o['temp_mib']:.0f} | {o['page_faults_per_call']:.0f} |"
             )
         lines.append("")
     if results.get("compile"):
@@ -368,8 +414,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cells", default="gru,lstm", help="comma-separated: gru,lstm")
     parser.add_argument(
         "--sections",
-        default="main,grid,overheads,compile,memory",
-        help="comma-separated subset of main,grid,overheads,compile,memory",
+        default="main,grid,overheads,temporaries,compile,memory",
+        help="comma-separated subset of main,grid,overheads,temporaries,compile,memory",
     )
     args = parser.parse_args(argv)
     sections = set(args.sections.split(","))
@@ -392,6 +438,7 @@ def main(argv: list[str] | None = None) -> dict:
     main_sizes = [(16, 32, 8, 32)] if args.quick else MAIN_SIZES
     grid = [] if args.quick else [s for s in GRID if s not in MAIN_SIZES]
     results["main"], results["grid"], results["overheads"] = [], [], []
+    results["temporaries"] = []
     for cell in cells:
         for size in main_sizes if "main" in sections else []:
             log(f"{cell} {size}")
@@ -402,6 +449,9 @@ def main(argv: list[str] | None = None) -> dict:
         if "overheads" in sections:
             log(f"{cell} overheads")
             results["overheads"].append(overheads(cell, main_sizes[0], 3 * reps))
+        for size in main_sizes if "temporaries" in sections else []:
+            log(f"{cell} {size} temporaries")
+            results["temporaries"].append(temporaries(cell, size))
     results["matmul_gflops_end"] = matmul_gflops(results["matmul_n"], 5)
     results["load_average_end"] = os.getloadavg()
 
