@@ -257,3 +257,22 @@ def test_gradient_blocks_of_any_size(cell, chunk, remat):
         jax.tree_util.tree_leaves_with_path(grads), jax.tree.leaves(ref_grads), strict=True
     ):
         assert _rel(a, b) < 1e-4, (jax.tree_util.keystr(path), _rel(a, b))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("remat", [False, True], ids=["saved", "remat"])
+def test_one_matmul_per_gate_for_small_batches(cell, remat):
+    """With a batch small next to the hidden size the step runs a matmul per gate; same values."""
+    hidden, x = 16, jax.random.normal(jax.random.key(7), (2, T, F))
+
+    def make(fast):
+        module = {"gru": nn.GRUCell, "lstm": nn.LSTMCell, "olstm": nn.OptimizedLSTMCell}[cell]
+        return h0.RNN(module(hidden), h0.Learned(), return_carry=True, fast=fast, remat=remat)
+
+    jaxpr = str(jax.make_jaxpr(lambda x: make(True).init_with_output(jax.random.key(0), x))(x))
+    assert jaxpr.count("dot_general") > str(
+        jax.make_jaxpr(lambda x: make(True).init_with_output(jax.random.key(0), x))(
+            jnp.ones((4, T, F))
+        )
+    ).count("dot_general")  # 2 * 8 <= 16: split; 4 * 8 > 16: joined
+    _assert_same(make(True), make(False), x, seq_lengths=jnp.array([T, 3]))
