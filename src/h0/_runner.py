@@ -92,8 +92,7 @@ class RNN(nn.Module):
             with a dedicated recurrence on the same parameters (see :mod:`h0._fast`); ``False``
             always steps the cell generically.
         remat: With the fast path, keep only the outputs (and the LSTM memory) for the backward
-            pass and recompute the gates there: ``t * b * 3h`` (GRU) or ``4h`` (LSTM) fewer
-            floats of memory, one more recurrent matmul per step. For long sequences.
+            pass and recompute the gates there: ``t * b * 4h`` fewer floats of memory, one more recurrent matmul per step. For long sequences.
 
     Example:
         >>> import flax.linen as nn, jax, jax.numpy as jnp, h0
