@@ -276,3 +276,14 @@ def test_one_matmul_per_gate_for_small_batches(cell, remat):
         )
     ).count("dot_general")  # 2 * 8 <= 16: split; 4 * 8 > 16: joined
     _assert_same(make(True), make(False), x, seq_lengths=jnp.array([T, 3]))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_single_feature_inputs(cell):
+    """One input feature takes the time-major, per-gate input path; same values and gradients."""
+    x = jax.random.normal(jax.random.key(8), (B, T, 1))
+
+    def make(fast):
+        return h0.RNN(CELLS[cell](), h0.Learned(), reverse=True, return_carry=True, fast=fast)
+
+    _assert_same(make(True), make(False), x, seq_lengths=LENGTHS)
