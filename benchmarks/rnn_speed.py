@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> dict:
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
-    main_sizes = [(16, 32, 8, 32)] if args.quick else MAIN_SIZES
+    main_sizes = [(16, 32, 8, 48)] if args.quick else MAIN_SIZES
     grid = [] if args.quick else [s for s in GRID if s not in MAIN_SIZES]
     results["main"], results["grid"], results["overheads"] = [], [], []
     results["temporaries"] = []

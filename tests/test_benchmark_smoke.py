@@ -30,7 +30,7 @@ def test_rnn_speed_quick(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "| gru | 16, 32, 8, 32 |" in result.stdout
+    assert "| gru | 16, 32, 8, 48 |" in result.stdout
     results = json.loads(out.read_text())
     assert {r["cell"] for r in results["main"]} == {"gru", "lstm"}
     for row in results["main"]:

@@ -28,6 +28,12 @@ STRATEGIES = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _fast_path_at_any_hidden_size(monkeypatch):
+    """These tests use tiny cells (H = 5): take the fast path at any size."""
+    monkeypatch.setattr(_fast, "_MIN_HIDDEN", {"gru": 0, "lstm": 0})
+
+
 def _inputs(seed: int = 0) -> jax.Array:
     return jax.random.normal(jax.random.key(seed), (B, T, F))
 
@@ -287,3 +293,12 @@ def test_single_feature_inputs(cell):
         return h0.RNN(CELLS[cell](), h0.Learned(), reverse=True, return_carry=True, fast=fast)
 
     _assert_same(make(True), make(False), x, seq_lengths=LENGTHS)
+
+
+def test_small_hidden_sizes_take_the_generic_path(monkeypatch):
+    monkeypatch.setattr(_fast, "_MIN_HIDDEN", {"gru": 48, "lstm": 32})
+    x = _inputs()
+    assert not _uses_fast_path(h0.RNN(nn.GRUCell(40)), x)
+    assert _uses_fast_path(h0.RNN(nn.GRUCell(48)), x)
+    assert not _uses_fast_path(h0.RNN(nn.LSTMCell(24)), x)
+    assert _uses_fast_path(h0.RNN(nn.OptimizedLSTMCell(32)), x)
