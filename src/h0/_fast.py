@@ -302,6 +302,37 @@ def _reverse_pass(
     return tuple(out)
 
 
+# ------------------------------------------------------------------------------ forward pass
+
+
+def _forward(opts, step, carry, xs, lengths, keep):
+    """The forward loop shared by the GRU and the LSTM.
+
+    ``step(carry, x_t) -> (new_carry, y_t, gates)`` is one cell step. Masking freezes the carry
+    and zeroes the output at invalid steps; ``keep(new_carry, gates)`` is what each step saves
+    for the backward pass (time-major), after masking.
+
+    Returns:
+        ``(final carry, ys [b, t, h], saved)``.
+    """
+    time, batch = xs.shape[opts.x_axis], xs.shape[1 - opts.x_axis]
+    out = jax.tree.leaves(carry)[-1]  # the output: h (GRU), the h of (c, h) (LSTM)
+
+    def body(state, t):
+        carry, ys = state
+        new, y, gates = step(carry, _at(xs, t, opts.x_axis))
+        if opts.masked:
+            valid = _valid(lengths, t)
+            new = jax.tree.map(lambda a, b: jnp.where(valid, a, b), new, carry)
+            y = jnp.where(valid, y, jnp.zeros_like(y))
+        return (new, _put(ys, y, t, 1)), keep(new, gates)
+
+    steps = jnp.arange(time, dtype=lengths.dtype)
+    ys = jnp.zeros((batch, time, out.shape[-1]), out.dtype)
+    (final, ys), saved = jax.lax.scan(body, (carry, ys), steps, unroll=opts.unroll)
+    return final, ys, saved
+
+
 # --------------------------------------------------------------------------------------- GRU
 
 
@@ -366,24 +397,13 @@ def _gru_gates(opts, w, h, x):
 
 def _gru_forward(opts, w, h0, xs, lengths, *, save):
     """``(h, ys, gates)``: outputs ``[b, t, h]``, gates time-major when ``save``."""
-    time, batch = xs.shape[opts.x_axis], xs.shape[1 - opts.x_axis]
 
-    def body(carry, t):
-        h, ys = carry
-        r, z, hn, n = _gru_gates(opts, w, h, _at(xs, t, opts.x_axis))
+    def step(h, x):
+        r, z, hn, n = _gru_gates(opts, w, h, x)
         new = n + z * (h - n)
-        if opts.masked:
-            valid = _valid(lengths, t)
-            new = jnp.where(valid, new, h)
-            y = jnp.where(valid, new, jnp.zeros_like(new))
-        else:
-            y = new
-        return (new, _put(ys, y, t, 1)), ((r, z, hn, n) if save else None)
+        return new, new, (r, z, hn, n)
 
-    steps = jnp.arange(time, dtype=lengths.dtype)
-    ys = jnp.zeros((batch, time, h0.shape[-1]), h0.dtype)
-    (h, ys), gates = jax.lax.scan(body, (h0, ys), steps, unroll=opts.unroll)
-    return h, ys, gates
+    return _forward(opts, step, h0, xs, lengths, lambda new, gates: gates if save else None)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -469,27 +489,18 @@ def _lstm_forward(opts, w, carry, xs, lengths, *, save):
     ``saved`` is ``None`` (``save=None``), the memory after each step (``"memory"``) or the
     memory and the gates (``"gates"``), time-major.
     """
-    time, batch = xs.shape[opts.x_axis], xs.shape[1 - opts.x_axis]
 
-    def body(state, t):
-        (c, h), ys = state
-        i, f, g, o = _lstm_gates(opts, w, h, _at(xs, t, opts.x_axis))
+    def step(carry, x):
+        c, h = carry
+        i, f, g, o = _lstm_gates(opts, w, h, x)
         new_c = f * c + i * g
         new_h = o * jnp.tanh(new_c)
-        if opts.masked:
-            valid = _valid(lengths, t)
-            new_c = jnp.where(valid, new_c, c)
-            new_h = jnp.where(valid, new_h, h)
-            y = jnp.where(valid, new_h, jnp.zeros_like(new_h))
-        else:
-            y = new_h
-        kept = {None: None, "memory": (new_c,), "gates": (new_c, i, f, g, o)}[save]
-        return ((new_c, new_h), _put(ys, y, t, 1)), kept
+        return (new_c, new_h), new_h, (i, f, g, o)
 
-    steps = jnp.arange(time, dtype=lengths.dtype)
-    ys = jnp.zeros((batch, time, carry[1].shape[-1]), carry[1].dtype)
-    (final, ys), saved = jax.lax.scan(body, (carry, ys), steps, unroll=opts.unroll)
-    return final, ys, saved
+    def keep(new, gates):
+        return {None: None, "memory": (new[0],), "gates": (new[0], *gates)}[save]
+
+    return _forward(opts, step, carry, xs, lengths, keep)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
