@@ -43,7 +43,7 @@ def in_process(score_repeats: int, stream_points: int) -> dict[str, float]:
     import numpy as np
 
     from h0.anomaly import GRUAutoencoderDetector
-    from h0.anomaly._detector import _windows
+    from h0.anomaly._detector import windows_of
     from h0.anomaly._io import bundled_paths, load_csv
 
     values = load_csv(bundled_paths()[0], keep_order=True).values
@@ -61,7 +61,7 @@ def in_process(score_repeats: int, stream_points: int) -> dict[str, float]:
         det.score(rest)
         score_times.append(time.perf_counter() - start)
     joined = np.concatenate([det._tails[0], det._standardize(rest)])
-    windows = _windows(joined, det.config.window)
+    windows = windows_of(joined, det.window)
     det._features(windows, 0)
     net_times = []
     for _ in range(score_repeats):
@@ -125,7 +125,7 @@ def main() -> None:
         ),
         ("training (`fit`, incl. compilation and calibration)", f"{stats['fit_s']:.1f} s", ""),
         (
-            "scoring after training (`score`, all stages)",
+            "scoring after training (`score`: network + calibrated score)",
             f"{stats['score_points_per_s']:,.0f} points/s",
             ">= 100,000",
         ),

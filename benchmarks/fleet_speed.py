@@ -12,7 +12,7 @@ the median of the per-round ratios (4 devices / 1 device).
 What is timed, on a synthetic fleet (sines of different periods plus noise, seeded):
 
 * ``score_many``: every series' continuation scored in one call (the batched network pass, split
-  over the devices, plus the causal scoring stages, which are numpy and run per series);
+  over the devices, plus the calibrated score, numpy, per series);
 * the network pass alone (the windows of all series through the encoder-decoder);
 * one data-parallel training step (``batch_size`` windows, the detector's own jitted step).
 
@@ -47,7 +47,8 @@ def worker(devices: int, size: dict[str, int]) -> dict[str, float]:
 
     import h0.parallel as hp
     from h0.anomaly import GRUAutoencoderDetector
-    from h0.anomaly._detector import _compiled_sharded_train, _compiled_train, _optimizer
+    from h0.anomaly._train import optimizer as make_optimizer
+    from h0.anomaly._train import train_step
 
     assert len(jax.devices()) == devices, jax.devices()
     rng = np.random.default_rng(0)
@@ -84,16 +85,14 @@ def worker(devices: int, size: dict[str, int]) -> dict[str, float]:
     network_s = median_time(lambda: det._features(windows, ids), size["repeats"])
 
     model = det._model()
-    optimizer = _optimizer(det.config.learning_rate)
+    optimizer = make_optimizer(det.learning_rate)
     batch = (
         jnp.asarray(windows[: size["batch"]]),
         jnp.asarray(ids[: size["batch"]]),
     )
     params, opt_state = det.params_, optimizer.init(det.params_)
-    if mesh is None:
-        step = _compiled_train(model, float(det.config.learning_rate))
-    else:
-        step = _compiled_sharded_train(model, float(det.config.learning_rate), mesh)
+    step = train_step(model, float(det.learning_rate), mesh)
+    if mesh is not None:
         params, opt_state = hp.replicate(params, mesh), hp.replicate(opt_state, mesh)
         batch = hp.shard_batch(batch, mesh)
     key = jax.random.key(0)

@@ -62,7 +62,7 @@ SCRIPT = textwrap.dedent(
         "params_single": [np.asarray(p).ravel().tolist() for p in jax.tree.leaves(single.params_)],
         "params_sharded": [np.asarray(p).ravel().tolist() for p in jax.tree.leaves(sharded.params_)],
         "scores_single": [single.score(x, series=i).tolist() for i, x in enumerate(test)],
-        "scores_sharded": [s.tolist() for s in sharded.score_many(test)],
+        "scores_sharded": [s.tolist() for s, _ in sharded.score_many(test)],
         "score_on_fit_mesh": sharded.score(test[2], series=2).tolist(),
     }
     stream = sharded.stream(series=1)

@@ -33,22 +33,23 @@ def test_detect_writes_outputs(tmp_path, capsys):
     out = tmp_path / "out"
     rc = main(["detect", str(csv), "--labels", str(labels), "--out", str(out), *FAST])
     assert rc == 0
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "anomalies.json",
         "report.html",
         "report.png",
         "scores.csv",
     ]
     scores = pd.read_csv(out / "scores.csv")
-    assert list(scores.columns) == ["timestamp", "value", "score", "is_anomaly"]
+    assert list(scores.columns) == ["timestamp", "value", "score", "is_anomaly", "alarm"]
     np.testing.assert_allclose(scores["value"], frame["value"])
     assert scores["score"].idxmax() == 150 and scores["is_anomaly"][150] == 1
     report = json.loads((out / "anomalies.json").read_text())
-    peaks = [i["peak"] for i in report["intervals"]]
-    assert "2024-01-01 12:30:00" in peaks  # row 150 is 12:30
+    starts = [a["start"] for a in report["alarms"]]
+    assert "2024-01-01 12:30:00" in starts  # row 150 is 12:30
+    assert scores["alarm"][150] == 1 and report["summary"]["alarms"] == scores["alarm"].sum()
     window = report["known_windows"]["windows"][0]
     assert window["detected"] and window["first_alarm"] == "2024-01-01 12:30:00"
-    assert "<img" in (out / "report.html").read_text()
+    assert "s.csv" in (out / "report.html").read_text()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left
 
 
@@ -63,7 +64,7 @@ def test_sort_and_fill_missing_resolve_problems_multivariate(tmp_path):
     argv = ["detect", str(csv), "--sort", "--fill-missing", "--value-column", "value,other"]
     assert main([*argv, "--out", str(out), *FAST]) == 0
     scores = pd.read_csv(out / "scores.csv")
-    assert list(scores.columns) == ["timestamp", "value", "other", "score", "is_anomaly"]
+    assert list(scores.columns) == ["timestamp", "value", "other", "score", "is_anomaly", "alarm"]
     assert scores["timestamp"].is_monotonic_increasing and len(scores) == 200
     assert scores["value"][10] == scores["value"][9]
     np.testing.assert_allclose(scores["other"], other)
@@ -78,9 +79,9 @@ def test_series_without_time_column(tmp_path):
     out = tmp_path / "out"
     assert main(["detect", str(csv), "--out", str(out), "--no-plot", *FAST]) == 0
     scores = pd.read_csv(out / "scores.csv")
-    assert list(scores.columns) == ["row", "a", "score", "is_anomaly"]
+    assert list(scores.columns) == ["row", "a", "score", "is_anomaly", "alarm"]
     report = json.loads((out / "anomalies.json").read_text())
-    assert "150" in report["alarms"]
+    assert "150" in [a["start"] for a in report["alarms"]]
     assert not (out / "report.png").exists()
 
 
@@ -208,7 +209,10 @@ def test_help_lists_every_option(capsys):
         "--threshold-quantile",
         "--contamination",
         "--refractory",
-        "--no-likelihood",
+        "--hysteresis",
+        "--tail-quantile",
+        "--no-window-error",
+        "--json",
     ]:
         assert option in text
     with pytest.raises(SystemExit):

@@ -25,9 +25,7 @@ def make_fleet(n=3, length=150):
 @pytest.fixture(scope="module")
 def fitted():
     fleet = make_fleet()
-    det = GRUAutoencoderDetector(
-        window=8, hidden=8, epochs=2, initial_state="per_sequence", min_history=10
-    )
+    det = GRUAutoencoderDetector(window=8, hidden=8, epochs=2, initial_state="per_sequence")
     return det.fit([s[:90] for s in fleet]), fleet
 
 
@@ -38,12 +36,11 @@ def test_score_many_equals_scoring_each_series_alone(fitted):
     many = det.score_many(rests)
     for i, rest in enumerate(rests):
         alone = det.score(rest, series=i)
-        assert many[i].shape == alone.shape == (len(rest),)
-        np.testing.assert_allclose(many[i], alone, rtol=0, atol=1e-6)
-    # Each series is encoded from its own learned initial state: swapping ids changes the scores
-    # (seen before the onset stage, which zeroes all but the strongest new excursions).
-    dense = det.with_scoring(onset=False, range_rule=False)
-    assert not np.allclose(dense.score(rests[0], series=1), dense.score(rests[0], series=0))
+        assert many[i][0].shape == alone.shape == (len(rest),)
+        np.testing.assert_allclose(many[i][0], alone, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(many[i][1], det.score_channels(rest, series=i), atol=1e-6)
+    # Each series is encoded from its own learned initial state: swapping ids changes the scores.
+    assert not np.allclose(det.score(rests[0], series=1), det.score(rests[0], series=0))
 
 
 def test_score_many_rejects_bad_input(fitted):
@@ -54,7 +51,7 @@ def test_score_many_rejects_bad_input(fitted):
         det.score_many([fleet[0], np.ones((20, 2)), fleet[2]])
     with pytest.raises(ValueError, match=r"X\[2\] has NaN"):
         det.score_many([fleet[0], fleet[1], np.full(10, np.nan)])
-    assert [s.shape for s in det.score_many([fleet[0][:0], fleet[1][:3], fleet[2][:0]])] == [
+    assert [s.shape for s, _ in det.score_many([fleet[0][:0], fleet[1][:3], fleet[2][:0]])] == [
         (0,),
         (3,),
         (0,),
@@ -83,7 +80,7 @@ def test_cli_fleet_run_matches_the_saved_model(tmp_path, capsys):
     argv = [str(folder), *FAST, "--out", str(out), "--save-model", str(model)]
     assert main(["detect", *argv, "--labels", str(labels)]) == 0
     assert capsys.readouterr().err == ""
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "fleet.csv",
         "fleet.json",
         "sensor0",
@@ -92,27 +89,33 @@ def test_cli_fleet_run_matches_the_saved_model(tmp_path, capsys):
     ]
     # The reference: the saved detector scores each series alone (training part, then the rest).
     det = GRUAutoencoderDetector.load(model)
-    assert det.n_series_ == 3 and det.config.initial_state == "per_sequence"
+    assert det.n_series_ == 3 and det.initial_state == "per_sequence"
     summary = pd.read_csv(out / "fleet.csv")
     assert summary["series"].tolist() == ["sensor0", "sensor1", "sensor2"]
     for i, s in enumerate(fleet):
         scores = pd.read_csv(out / f"sensor{i}" / "scores.csv")
-        expected = np.concatenate([det.decision_scores_[i], det.score(s[90:], series=i)])
+        rest = s[90:]
+        expected = np.concatenate([det.series_decision_scores_[i], det.score(rest, series=i)])
         np.testing.assert_allclose(scores["score"], expected, atol=2e-6)
         np.testing.assert_allclose(scores["value"], s, rtol=1e-12)
+        np.testing.assert_array_equal(scores["is_anomaly"][90:], det.predict(rest, series=i))
+        onsets = [e.start + 90 for e in det.alarms(rest, series=i)]
+        assert np.flatnonzero(scores["alarm"][90:]).tolist() == [o - 90 for o in onsets]
         row = summary.iloc[i]
         assert row["points"] == 150 and row["train_points"] == 90
-        assert row["alarms"] == scores["is_anomaly"].sum()
-        assert row["max_score"] == pytest.approx(scores["score"][90:].max(), abs=1e-6)
+        assert row["flagged_points"] == scores["is_anomaly"].sum()
+        assert row["max_score_after_training"] == pytest.approx(
+            scores["score"][90:].max(), abs=1e-5
+        )
         report = json.loads((out / f"sensor{i}" / "anomalies.json").read_text())
         assert report["threshold"] == pytest.approx(det.threshold_)
-        assert len(report["intervals"]) == row["intervals"]
+        assert len(report["alarms"]) == row["alarms"] == scores["alarm"].sum()
     known = json.loads((out / "sensor0" / "anomalies.json").read_text())["known_windows"]
     assert [w["start"] for w in known["windows"]] == ["2024-01-01 08:50:00"]
     assert json.loads((out / "sensor1" / "anomalies.json").read_text())["known_windows"] is None
     fleet_json = json.loads((out / "fleet.json").read_text())
     assert [r["series"] for r in fleet_json["series"]] == summary["series"].tolist()
-    assert fleet_json["settings"]["initial_state"] == "per_sequence"
+    assert fleet_json["settings"]["model"]["initial_state"] == "per_sequence"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
@@ -125,18 +128,18 @@ def test_cli_several_csv_paths_and_single_csv_unchanged(tmp_path, capsys):
     assert main(["detect", *files, *args, "--out", str(out)]) == 0
     summary = pd.read_csv(out / "fleet.csv")
     assert summary["series"].tolist() == ["sensor1", "sensor0"]  # the order given
-    assert json.loads((out / "fleet.json").read_text())["settings"]["initial_state"] == "learned"
+    settings = json.loads((out / "fleet.json").read_text())["settings"]
+    assert settings["model"]["initial_state"] == "learned"
     # One CSV is the ordinary single-series run: files at the top of --out, no fleet summary.
     single = tmp_path / "single"
     assert main(["detect", files[0], *args, "--out", str(single), "--no-plot"]) == 0
-    assert sorted(p.name for p in single.iterdir()) == [
+    assert sorted(p.name for p in single.iterdir() if not p.name.startswith(".")) == [
         "anomalies.json",
         "report.html",
         "scores.csv",
     ]
-    assert json.loads((single / "anomalies.json").read_text())["settings"]["initial_state"] == (
-        "learned"
-    )
+    settings = json.loads((single / "anomalies.json").read_text())["settings"]
+    assert settings["model"]["initial_state"] == "learned"
 
 
 def bad_fleets(tmp_path):

@@ -14,7 +14,7 @@ def test_staged_zscore_variants_are_causal_and_distinct():
     values = rng.normal(size=(600, 1))
     values[500] += 12.0
     out = _run.StagedBaselineScorer()(values, 150)
-    assert set(out) == set(_run.STAGES)
+    assert set(out) == set(_run.VARIANTS)
     for name, scores in out.items():
         assert scores.shape == (600,)
         changed = values.copy()
@@ -22,9 +22,9 @@ def test_staged_zscore_variants_are_causal_and_distinct():
         np.testing.assert_array_equal(
             _run.StagedBaselineScorer()(changed, 150)[name][:550], scores[:550]
         )
-    assert int(np.argmax(out["raw"])) == 500
-    # The range rule fires on the spike: the full variant scores it at least 1.
-    assert out["full"][500] >= 1.0
+    assert int(np.argmax(out["dense"])) == 500
+    # The NAB shaping keeps the spike (it beats the previous 400 scores) and zeroes its echo.
+    assert out["onset"][500] == out["onset"].max() > 0 and out["onset"][501] == 0
 
 
 SERIES = ["realKnownCause/ambient", "realKnownCause/cpu", "art_daily_flatmiddle"]
@@ -52,12 +52,12 @@ def test_nab_run_on_a_few_series_writes_nab_layout_and_scores(nab, tmp_path, cap
     assert main(_run_args(nab, tmp_path)) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["series"] == 3
-    assert set(summary["scores"]) == {f"zscore-{v}" for v in _run.STAGES}
-    files = sorted((tmp_path / "results" / "zscore-full").rglob("*.csv"))
-    assert len(files) == 3 and all(f.name.startswith("zscore-full_") for f in files)
+    assert set(summary["scores"]) == {f"zscore-{v}" for v in _run.VARIANTS}
+    files = sorted((tmp_path / "results" / "zscore-onset").rglob("*.csv"))
+    assert len(files) == 3 and all(f.name.startswith("zscore-onset_") for f in files)
     # h0 nab score needs every series of the corpus: partial results are refused clearly.
     capsys.readouterr()
-    args = ["nab", "score", str(tmp_path / "results" / "zscore-raw"), "--nab", str(nab), "--json"]
+    args = ["nab", "score", str(tmp_path / "results" / "zscore-dense"), "--nab", str(nab), "--json"]
     assert main(args) == 2
     assert "error:" in capsys.readouterr().err
 
@@ -78,5 +78,6 @@ def test_nab_run_bad_detector_is_a_usage_error(nab, tmp_path, capsys):
 def test_h0_gru_nab_run_on_a_few_series(nab, tmp_path):
     assert main(_run_args(nab, tmp_path, "h0-gru", "--epochs", "2")) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert set(summary["scores"]) == {f"h0-gru-{v}" for v in _run.STAGES}
+    variants = {*_run.VARIANTS, "range", "range-onset"}
+    assert set(summary["scores"]) == {f"h0-gru-{v}" for v in variants}
     assert all(0 <= row["vus_pr"] <= 1 for row in summary["scores"].values())

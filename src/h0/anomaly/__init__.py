@@ -8,23 +8,40 @@ Example:
     (100,)
 """
 
-from h0.anomaly._detector import (
-    SCORING_FIELDS,
+from h0.anomaly._alarms import AlarmRule, AlarmState, decide, nab_shape
+from h0.anomaly._config import (
+    SCORING_NAMES,
+    SETTING_NAMES,
+    AlarmConfig,
+    ConfigError,
     DetectorConfig,
-    DetectorStream,
-    GRUAutoencoderDetector,
+    ModelConfig,
+    ScoringConfig,
+    TrainingConfig,
 )
-from h0.anomaly._model import STRATEGIES, EncDecAD, make_strategy
-from h0.anomaly._scoring import ScoringConfig, alarms
+from h0.anomaly._detector import DetectorStream, GRUAutoencoderDetector
+from h0.anomaly._model import EncDecAD
+from h0.anomaly._names import STRATEGY_NAMES, detector_strategy
+from h0.anomaly._reportdata import Event, ReportData
 
 __all__ = [
-    "SCORING_FIELDS",
-    "STRATEGIES",
+    "SCORING_NAMES",
+    "SETTING_NAMES",
+    "STRATEGY_NAMES",
+    "AlarmConfig",
+    "AlarmRule",
+    "AlarmState",
+    "ConfigError",
     "DetectorConfig",
     "DetectorStream",
     "EncDecAD",
+    "Event",
     "GRUAutoencoderDetector",
+    "ModelConfig",
+    "ReportData",
     "ScoringConfig",
-    "alarms",
-    "make_strategy",
+    "TrainingConfig",
+    "decide",
+    "detector_strategy",
+    "nab_shape",
 ]

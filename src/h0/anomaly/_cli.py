@@ -1,9 +1,14 @@
-"""``h0 detect``: fit the GRU encoder-decoder on the start of a CSV series and score all of it."""
+"""``h0 detect``: parse arguments, call :func:`h0.anomaly._run.detect`, write the outputs.
+
+The detector's options are generated from ``h0.anomaly._config`` (one owner); this module owns
+only the data and output options.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from h0._errors import UsageError
-from h0.anomaly._model import STRATEGIES
+from h0.anomaly import _config
 
 _EPILOG = """\
 examples:
@@ -22,11 +27,11 @@ examples:
   h0 detect sensors/ --out fleet-report/      # a fleet: every CSV in sensors/, one model
   h0 detect a.csv b.csv c.csv                 # a fleet of three files
 
-Each point's score uses only the data up to it. Outputs in --out: scores.csv (timestamp, values,
-score, is_anomaly), anomalies.json (intervals, alarms, settings), report.png and report.html.
-A fleet (a directory or several CSVs) trains one model with a learned initial state per series
-(--initial-state per_sequence) on all devices, and writes <series>/scores.csv,
-<series>/anomalies.json, fleet.csv and fleet.json (no pictures).
+Each point's score uses only the data up to it. Outputs in --out: scores.csv (time, values,
+score, is_anomaly per point, alarm at each alarm's onset), anomalies.json (alarms, summary,
+settings), report.png and report.html. A fleet (a directory or several CSVs) trains one model
+with a learned initial state per series (--initial-state per_sequence) and writes
+<series>/scores.csv, <series>/anomalies.json, fleet.csv and fleet.json.
 """
 
 
@@ -95,96 +100,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="keep rows in file order even where timestamps repeat or go backwards (as NAB does)",
     )
-    model = p.add_argument_group("model and training")
-    model.add_argument(
-        "--initial-state",
-        choices=STRATEGIES,
-        default=None,
-        help="the encoder's initial-state strategy (default: learned; per_sequence for a fleet)",
-    )
-    model.add_argument("--window", type=int, default=32, help="points per window (default 32)")
-    model.add_argument("--hidden", type=int, default=24, help="GRU hidden units (default 24)")
-    model.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
-    model.add_argument("--batch-size", type=int, default=64, help="windows per step (default 64)")
-    model.add_argument("--learning-rate", type=float, default=3e-3, help="Adam (default 3e-3)")
-    model.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    scoring = p.add_argument_group("scoring stages")
-    scoring.add_argument(
-        "--error-span",
-        type=int,
-        default=1,
-        help="newest points of each window whose error scores the point (default 1)",
-    )
-    scoring.add_argument(
-        "--no-window-error",
-        action="store_true",
-        help="do not add the whole window's error to the newest points' error",
-    )
-    scoring.add_argument(
-        "--no-normalize",
-        action="store_true",
-        help="skip the trailing Gaussian fit of the errors (use the raw squared error)",
-    )
-    scoring.add_argument(
-        "--stats-window",
-        type=int,
-        default=4000,
-        help="points the error Gaussian is fitted on, trailing (default 4000)",
-    )
-    lik = scoring.add_mutually_exclusive_group()
-    lik.add_argument(
-        "--likelihood",
-        action="store_true",
-        help="add the anomaly-likelihood stage (off by default: it lowered NAB's score)",
-    )
-    lik.add_argument(
-        "--no-likelihood", action="store_true", help="skip the anomaly-likelihood stage (default)"
-    )
-    scoring.add_argument(
-        "--long-window", type=int, default=8000, help="likelihood's long window (default 8000)"
-    )
-    scoring.add_argument(
-        "--short-window", type=int, default=10, help="likelihood's short average (default 10)"
-    )
-    scoring.add_argument(
-        "--no-onset",
-        action="store_true",
-        help="keep every score (default: a score counts only where it beats the last "
-        "--onset-window scores, so an excursion is scored at its onset)",
-    )
-    scoring.add_argument(
-        "--onset-window",
-        type=int,
-        default=400,
-        help="points an onset must outscore (default 400)",
-    )
-    scoring.add_argument("--no-range-rule", action="store_true", help="skip the range rule")
-    scoring.add_argument(
-        "--range-margin",
-        type=float,
-        default=0.05,
-        help="range rule: share of the running range beyond min/max that scores 1 (default 0.05)",
-    )
-    decide = p.add_argument_group("alarms")
-    thr = decide.add_mutually_exclusive_group()
-    thr.add_argument("--threshold", type=float, help="fixed alarm threshold on the score")
-    thr.add_argument(
-        "--threshold-quantile",
-        type=float,
-        default=0.999,
-        help="threshold = this quantile of the training part's scores, at least 1/3 "
-        "(default 0.999)",
-    )
-    thr.add_argument(
-        "--contamination",
-        type=float,
-        help="expected share of anomalous training points (threshold = 1 - this quantile)",
-    )
-    decide.add_argument(
-        "--refractory",
-        type=int,
-        default=100,
-        help="points after an alarm without a new alarm (default 100)",
+    _config.add_arguments(
+        p,
+        overrides={
+            "initial_state": "the encoder's initial-state strategy (default: learned; "
+            "per_sequence for a fleet)"
+        },
     )
     out = p.add_argument_group("output")
     out.add_argument(
@@ -193,6 +114,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     out.add_argument("--no-plot", action="store_true", help="skip report.png")
     out.add_argument("--save-model", metavar="DIR", help="also save the fitted detector here")
     out.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    out.add_argument(
+        "--json", action="store_true", help="print the run's summary as JSON on stdout"
+    )
     p.set_defaults(func=run_detect)
     return p
 
@@ -225,154 +149,239 @@ def _train_points(args: argparse.Namespace, times: pd.DatetimeIndex | None, tota
     return int(fraction * total)
 
 
-def _config(args: argparse.Namespace) -> dict[str, Any]:
-    return dict(
-        window=args.window,
-        hidden=args.hidden,
-        initial_state=args.initial_state or "learned",
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        error_span=args.error_span,
-        window_error=not args.no_window_error,
-        normalize=not args.no_normalize,
-        stats_window=args.stats_window,
-        likelihood=args.likelihood,
-        long_window=args.long_window,
-        short_window=args.short_window,
-        onset=not args.no_onset,
-        onset_window=args.onset_window,
-        range_rule=not args.no_range_rule,
-        range_margin=args.range_margin,
-        threshold=args.threshold,
-        threshold_quantile=args.threshold_quantile,
-        contamination=args.contamination,
-        refractory=args.refractory,
-    )
+def _window_rows(windows: list, times: pd.DatetimeIndex | None) -> list[tuple[int, int]]:
+    """Known windows as inclusive row ranges (windows given as timestamps are looked up)."""
+    rows = []
+    for a, b in windows:
+        if isinstance(a, int | np.integer) and isinstance(b, int | np.integer):
+            rows.append((int(a), int(b)))
+            continue
+        inside = np.flatnonzero((times >= a) & (times <= b))
+        if inside.size:
+            rows.append((int(inside[0]), int(inside[-1])))
+    return rows
 
 
-def run_detect(args: argparse.Namespace) -> int:
-    """Run ``h0 detect`` from parsed arguments."""
-    from h0.anomaly._detector import DetectorConfig
-    from h0.anomaly._io import BUNDLED_NAME, bundled_paths, load_csv, load_labels
+def fleet_paths(inputs: list[str]) -> list[Path]:
+    """The CSV files of a fleet: a directory's ``*.csv`` (sorted by name) and/or files.
 
-    if len(args.csv) > 1 or (args.csv and Path(args.csv[0]).is_dir()):
-        from h0.anomaly._fleet import run_fleet
+    Raises:
+        UsageError: A missing path, a directory without CSV files, two files with the same name
+            (their output folders would collide).
+    """
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.glob("*.csv") if p.is_file())
+            if not found:
+                raise UsageError(f"{path}: the directory has no .csv files.")
+            paths.extend(found)
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise UsageError(f"{path}: no such file or directory.")
+    stems: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in stems:
+            raise UsageError(
+                f"{path} and {stems[path.stem]} have the same name {path.stem!r}; their output "
+                "folders would collide. Rename one."
+            )
+        stems[path.stem] = path
+    return paths
 
-        return run_fleet(args, _config(args))
-    started = time.perf_counter()
+
+def _config_from(args: argparse.Namespace, fleet: bool) -> _config.DetectorConfig:
+    settings = _config.given(args)
+    if fleet:
+        settings.setdefault("initial_state", "per_sequence")
     try:
-        config = DetectorConfig(**_config(args))
-    except ValueError as error:
-        option = str(error).split(" ")[0].replace("_", "-")
-        raise UsageError(f"--{option}: {error}") from None
+        return _config.DetectorConfig.from_flat(**settings)
+    except _config.ConfigError as error:
+        raise UsageError(f"{_config.flag(error.field)}: {error}") from None
 
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, outputs that would replace something that is not h0's."""
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a directory.")
+    if args.save_model:
+        model = Path(args.save_model)
+        if model.exists() and not (model.is_dir() and (model / "h0_checkpoint.json").is_file()):
+            raise UsageError(
+                f"--save-model {model}: exists and is not a saved h0 detector; refusing to "
+                "replace it (choose another path)."
+            )
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    """Run ``h0 detect`` from parsed arguments (one series or a fleet)."""
+    from h0.anomaly._io import BUNDLED_NAME, bundled_paths, load_csv, load_labels
+    from h0.anomaly._run import SeriesInput, detect
+
+    started = time.perf_counter()
+    fleet = len(args.csv) > 1 or bool(args.csv and Path(args.csv[0]).is_dir())
+    config = _config_from(args, fleet)
+    _check_outputs(args)
 
     bundled = not args.csv
     if bundled:
         csv_path, labels_path = bundled_paths()
-        source = BUNDLED_NAME
+        paths, names = [csv_path], [BUNDLED_NAME]
+        labels_path = Path(args.labels) if args.labels else labels_path
     else:
-        csv_path, labels_path = Path(args.csv[0]), (Path(args.labels) if args.labels else None)
-        source = str(csv_path)
-    if bundled and args.labels:
-        labels_path = Path(args.labels)
-    series = load_csv(
-        csv_path,
-        value_columns=_value_columns(args),
-        time_column=args.time_column,
-        fill_missing=args.fill_missing,
-        sort=args.sort,
-        keep_order=args.keep_order or bundled,
-    )
-    total = series.values.shape[0]
-    windows = load_labels(labels_path, series.times, csv_path.name) if labels_path else []
-    n_train = _train_points(args, series.times, total)
-    if n_train < config.min_length:
-        raise UsageError(
-            f"{csv_path}: the training part has {n_train} of {total} points, but --window "
-            f"{config.window} needs at least {config.min_length} (2 x window); use a longer series, "
-            "a larger --train-fraction or a smaller --window."
+        paths = fleet_paths(args.csv) if fleet else [Path(args.csv[0])]
+        names = [str(p) for p in paths]
+        labels_path = Path(args.labels) if args.labels else None
+    inputs, loaded_series = [], []
+    for path, name in zip(paths, names, strict=True):
+        s = load_csv(
+            path,
+            value_columns=_value_columns(args),
+            time_column=args.time_column,
+            fill_missing=args.fill_missing,
+            sort=args.sort,
+            keep_order=args.keep_order or bundled,
+        )
+        if loaded_series and s.columns != loaded_series[0].columns:
+            raise UsageError(
+                f"{path}: value columns {s.columns} differ from {loaded_series[0].columns} in "
+                f"{loaded_series[0].path}; every series of a fleet needs the same columns (choose "
+                "them with --value-column)."
+            )
+        total = s.values.shape[0]
+        windows = load_labels(labels_path, s.times, path.name) if labels_path else []
+        try:
+            n_train = _train_points(args, s.times, total)
+        except UsageError as error:
+            raise UsageError(f"{path}: {error}" if fleet else str(error)) from None
+        need = 2 * config.model.window
+        if n_train < need:
+            raise UsageError(
+                f"{path}: the training part has {n_train} of {total} points, but --window "
+                f"{config.model.window} needs at least {need} (2 x window); use a longer series, "
+                "a larger --train-fraction or a smaller --window."
+            )
+        loaded_series.append(s)
+        inputs.append(
+            SeriesInput(
+                name=name,
+                values=s.values,
+                train_size=n_train,
+                times=s.times,
+                columns=s.columns,
+                known_windows=_window_rows(windows, s.times),
+            )
         )
     loaded = time.perf_counter()
+    mesh, devices = None, 1
+    if fleet:
+        import jax
 
-    detector, scores, fit_seconds = _fit_and_score(config, series.values, n_train, args.quiet)
-    scored = time.perf_counter()
+        from h0 import _parallel as hp
 
-    from h0.anomaly._report import DetectionRun, write_report
-    from h0.anomaly._scoring import alarms
+        devices = len(jax.devices())
+        if devices > 1:
+            if config.training.batch_size % devices:
+                raise UsageError(
+                    f"--batch-size {config.training.batch_size} cannot be split over {devices} "
+                    f"devices; use a multiple of {devices}."
+                )
+            mesh = hp.data_mesh()
+    try:
+        if args.quiet:
+            detector, runs = detect(inputs, config, mesh=mesh)
+        else:
+            from h0.anomaly._progress import training_progress
 
-    settings = {
-        "source": source,
-        "points": total,
-        "columns": ", ".join(series.columns),
-        "train_points": n_train,
-        **{k: v for k, v in dataclasses.asdict(config).items()},
-        "threshold_used": round(detector.threshold_, 6),
-    }
-    run = DetectionRun(
-        source=source,
-        times=series.times,
-        values=series.values,
-        columns=series.columns,
-        scores=scores,
-        alarms=alarms(scores, detector.threshold_, config.refractory),
-        threshold=detector.threshold_,
-        n_train=n_train,
-        windows=windows,
-        settings=settings,
-        timings={
-            "load": loaded - started,
-            "fit": fit_seconds,
-            "score": scored - loaded - fit_seconds,
-        },
-    )
+            label = "training (fleet)" if fleet else "training"
+            with training_progress(config.training.epochs, label) as callback:
+                detector, runs = detect(inputs, config, callback=callback, mesh=mesh)
+    except ValueError as error:  # e.g. diverged training, too few windows for the devices
+        raise UsageError(str(error)) from None
+    for run in runs:
+        run.timings["load"] = loaded - started
     if args.save_model:
         detector.save(args.save_model)
-    written = write_report(run, out, plot=not args.no_plot)
-    run.timings["total"] = time.perf_counter() - started
-    if not args.quiet:
-        _summary(run, written)
+
+    from h0.anomaly._report import write_fleet, write_report
+
+    out = Path(args.out)
+    if fleet:
+        settings = {"series": len(runs), "devices": devices, **config.nested()}
+        written = write_fleet(runs, [p.stem for p in paths], settings, out)
+    else:
+        written = write_report(runs[0], out, plot=not args.no_plot)
+    total_s = time.perf_counter() - started
+    for run in runs:
+        run.timings["total"] = total_s
+    if args.json:
+        payload = {
+            "runs": [r.summary() for r in runs],
+            "out": str(out),
+            "written": [str(p) for p in written],
+            "timings_s": {k: round(v, 3) for k, v in runs[0].timings.items()},
+        }
+        json.dump(payload, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    elif not args.quiet:
+        _summary(runs, written, out, fleet)
     return 0
 
 
-def _fit_and_score(config: Any, values: np.ndarray, n_train: int, quiet: bool):
-    from h0.anomaly._detector import GRUAutoencoderDetector
-
-    detector = GRUAutoencoderDetector(**dataclasses.asdict(config))
-    start = time.perf_counter()
-    if quiet:
-        detector.fit(values[:n_train])
-    else:
-        from h0.anomaly._progress import training_progress
-
-        with training_progress(config.epochs) as callback:
-            detector.fit(values[:n_train], callback=callback)
-    fit_seconds = time.perf_counter() - start
-    scores = np.concatenate([detector.decision_scores_, detector.score(values[n_train:])])
-    return detector, scores, fit_seconds
-
-
-def _summary(run: Any, written: list[Path]) -> None:
+def _summary(runs: list[Any], written: list[Path], out: Path, fleet: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
+    timings = runs[0].timings
+    time_line = (
+        f"{timings['total']:.1f} s (training {timings['fit']:.1f} s, scoring "
+        f"{timings['score']:.1f} s)"
+    )
+    if fleet:
+        table = Table(title=f"h0 detect: fleet of {len(runs)} series", title_justify="left")
+        for column in (
+            "series",
+            "points",
+            "train",
+            "flagged",
+            "alarms",
+            "after training",
+            "max score",
+        ):
+            table.add_column(column, justify="left" if column == "series" else "right")
+        for run in runs:
+            s = run.summary()
+            table.add_row(
+                Path(run.name).stem,
+                str(s["points"]),
+                str(s["train_points"]),
+                str(s["flagged_points"]),
+                str(s["alarms"]),
+                str(s["alarms_after_training"]),
+                f"{s['max_score_after_training']:.3f}",
+            )
+        table.caption = f"{time_line}; written: {out}/ ({len(written)} entries)"
+        console.print(table)
+        return
+    run = runs[0]
+    s = run.summary()
     table = Table(
-        title=f"h0 detect: {Path(run.source).name}", title_justify="left", show_header=False
+        title=f"h0 detect: {Path(run.name).name}", title_justify="left", show_header=False
     )
     table.add_column("")
     table.add_column("")
-    table.add_row("points", f"{len(run.scores)} ({run.n_train} for training)")
+    table.add_row("points", f"{s['points']} ({s['train_points']} for training)")
     table.add_row("threshold", f"{run.threshold:.4g}")
-    table.add_row("alarms", str(int(run.alarms.sum())))
-    table.add_row("detected intervals", str(len(run.intervals())))
-    if run.windows:
-        ev = run.evaluation()
+    table.add_row(
+        "flagged points", f"{s['flagged_points']} ({s['flagged_after_training']} after training)"
+    )
+    table.add_row("alarms", f"{s['alarms']} ({s['alarms_after_training']} after training)")
+    ev = run.evaluation()
+    if ev:
         for w in ev["windows"]:
             status = "detected at " + w["first_alarm"] if w["detected"] else "missed"
             if w["in_training"]:
@@ -382,10 +391,6 @@ def _summary(run: Any, written: list[Path]) -> None:
             "false alarms",
             f"{ev['false_alarms']} ({ev['false_alarms_after_training']} after training)",
         )
-    table.add_row(
-        "time",
-        f"{run.timings['total']:.1f} s (training {run.timings['fit']:.1f} s, scoring "
-        f"{run.timings['score']:.1f} s)",
-    )
+    table.add_row("time", time_line)
     table.add_row("written", ", ".join(str(p) for p in written))
     console.print(table)

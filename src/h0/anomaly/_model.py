@@ -3,7 +3,7 @@
 Malhotra et al. (2016) reconstruct a window in reverse order: the decoder's first step reproduces
 the window's newest point, its last step the oldest. Here the decoder is unconditioned (its inputs
 are zeros), so training and inference run the same computation and the encoder's final carry must
-hold the whole window. The encoder's initial carry comes from an h0 strategy, chosen by name.
+hold the whole window. The encoder's initial carry comes from an h0 strategy object.
 """
 
 from __future__ import annotations
@@ -13,49 +13,8 @@ import jax.numpy as jnp
 from jaxtyping import Float, Int
 
 from h0._runner import RNN
-from h0._strategies import InitialState, Learned, LearnedNoisy, PerSequence, Random, WarmUp, Zeros
+from h0._strategies import InitialState, LearnedNoisy, PerSequence, Random, Zeros
 from h0._typing import Array
-
-#: Names accepted by ``initial_state=``.
-STRATEGIES = ("zeros", "random", "learned", "learned_noisy", "per_sequence", "warmup")
-
-
-def make_strategy(
-    name: str, *, num_sequences: int = 1, warmup_steps: int = 0, stddev: float = 0.1
-) -> InitialState:
-    """Return the h0 strategy called ``name`` (see :data:`STRATEGIES`).
-
-    Args:
-        name: ``'zeros'``, ``'random'``, ``'learned'``, ``'learned_noisy'``, ``'per_sequence'`` or
-            ``'warmup'``.
-        num_sequences: Rows of the ``'per_sequence'`` table (one per training series).
-        warmup_steps: Burn-in steps of ``'warmup'``.
-        stddev: Noise of ``'random'`` and ``'learned_noisy'``.
-
-    Returns:
-        The strategy module.
-
-    Example:
-        >>> make_strategy('learned')
-        Learned(
-            # attributes
-            init = 'zeros'
-            learn = None
-        )
-    """
-    if name == "zeros":
-        return Zeros()
-    if name == "random":
-        return Random(stddev=stddev)
-    if name == "learned":
-        return Learned()
-    if name == "learned_noisy":
-        return LearnedNoisy(stddev=stddev)
-    if name == "per_sequence":
-        return PerSequence(num_sequences=num_sequences)
-    if name == "warmup":
-        return WarmUp(warmup_steps)
-    raise ValueError(f"initial_state={name!r} is not a strategy name; choose one of {STRATEGIES}.")
 
 
 class EncDecAD(nn.Module):
@@ -64,19 +23,17 @@ class EncDecAD(nn.Module):
     Attributes:
         features: Channels ``C`` of the series.
         hidden: GRU hidden units of the encoder and the decoder.
-        initial_state: Name of the encoder's initial-state strategy (see :func:`make_strategy`).
-        num_sequences: Training series (for ``'per_sequence'``).
-        warmup_steps: Burn-in steps (for ``'warmup'``); the first ``warmup_steps`` points of a
-            window are read but not reconstructed.
+        strategy: The encoder's initial-state strategy (any :class:`h0.InitialState`). Its
+            burn-in steps (:class:`h0.WarmUp`) are read but not reconstructed.
 
     The decoder starts from the encoder's final carry (so no strategy applies to it) and reads
-    zeros; a dense layer maps its outputs to the ``C`` channels. ``'random'`` draws noise from
-    the ``'carry'`` rng stream while training; when ``deterministic`` it starts from the noise's
-    mean (zeros) so that scores are reproducible.
+    zeros; a dense layer maps its outputs to the ``C`` channels. A noisy strategy draws from the
+    ``'carry'`` rng stream while training; when ``deterministic`` the encoder starts from the
+    noise's mean, so that scores are reproducible.
 
     Example:
-        >>> import jax, jax.numpy as jnp
-        >>> model = EncDecAD(features=2, hidden=8)
+        >>> import jax, jax.numpy as jnp, h0
+        >>> model = EncDecAD(features=2, hidden=8, strategy=h0.Learned())
         >>> x = jnp.ones((3, 16, 2))
         >>> model.apply(model.init(jax.random.key(0), x), x).shape
         (3, 16, 2)
@@ -84,9 +41,7 @@ class EncDecAD(nn.Module):
 
     features: int
     hidden: int
-    initial_state: str = "learned"
-    num_sequences: int = 1
-    warmup_steps: int = 0
+    strategy: InitialState | None = None
 
     @nn.compact
     def __call__(
@@ -96,12 +51,8 @@ class EncDecAD(nn.Module):
         *,
         deterministic: bool = True,
     ) -> Float[Array, "b t f"]:
-        """Reconstruct ``windows``; returns ``[b, t - warmup_steps, f]`` in input order."""
-        strategy = make_strategy(
-            self.initial_state,
-            num_sequences=self.num_sequences,
-            warmup_steps=self.warmup_steps,
-        )
+        """Reconstruct ``windows``; returns ``[b, t - burn_in, f]`` in input order."""
+        strategy = self.strategy if self.strategy is not None else Zeros()
         # parent=None lets each RNN adopt its cell and strategy: params['encoder']['cell'] and
         # params['encoder']['initial_state'], where h0.initial_state_mask looks for them.
         encoder = RNN(
@@ -111,10 +62,16 @@ class EncDecAD(nn.Module):
             name="encoder",
         )
         initial_carry = None
-        if self.initial_state == "random" and deterministic:
+        if (
+            deterministic
+            and isinstance(strategy, Random)
+            and not isinstance(strategy, LearnedNoisy)
+        ):
             initial_carry = jnp.zeros((windows.shape[0], self.hidden), windows.dtype)
-        if self.initial_state == "per_sequence" and ids is None:
+        if isinstance(strategy, PerSequence) and ids is None:
             ids = jnp.zeros(windows.shape[:1], jnp.int32)
+        if not isinstance(strategy, PerSequence):
+            ids = None
         carry, _ = encoder(
             windows, ids=ids, initial_carry=initial_carry, deterministic=deterministic
         )

@@ -1,19 +1,21 @@
-"""Training and inference as pure jitted functions of arrays.
+"""Training and inference of the network as pure jitted functions of arrays.
 
-``train_step(params, opt_state, batch, key) -> (params, opt_state, loss)`` is a pure function of
-arrays (no Python state), so it can be sharded across devices later with :mod:`jax.sharding`;
-``train_epoch`` scans it over an epoch's batches in one compiled call.
+The train step is :func:`h0.parallel.make_train_step` of :func:`reconstruction_loss` (one owner
+for single-device and mesh training); :func:`make_residual_fn` gives the error features.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh
 
+from h0 import _parallel as hp
 from h0._typing import Array, PyTree
 from h0.anomaly._model import EncDecAD
 
@@ -32,51 +34,43 @@ def reconstruction_loss(
     return jnp.mean((reconstruction - target) ** 2)
 
 
-def make_train_fns(
-    model: EncDecAD, optimizer: optax.GradientTransformation
-) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """Return jitted ``train_step`` and ``train_epoch`` for ``model`` and ``optimizer``.
+def optimizer(learning_rate: float) -> optax.GradientTransformation:
+    """Adam with gradients clipped to global norm 1."""
+    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(learning_rate))
 
-    ``train_epoch(params, opt_state, windows[n, b, t, c], ids[n, b], key)`` runs ``n`` steps with
-    :func:`jax.lax.scan` and returns ``(params, opt_state, mean_loss)``.
+
+@functools.lru_cache(maxsize=32)
+def train_step(
+    model: EncDecAD, learning_rate: float, mesh: Mesh | None = None
+) -> Callable[..., Any]:
+    """``step(params, opt_state, batch, key) -> (params, opt_state, loss)``, compiled once per model.
+
+    With a mesh the batch is split over its ``'data'`` axis and the parameters are replicated
+    (XLA inserts the gradient all-reduce); without, it runs on the default device.
     """
 
-    def train_step(params: PyTree, opt_state: Any, batch: Batch, key: Array):
-        loss, grads = jax.value_and_grad(
-            lambda p: reconstruction_loss(model, p, batch, key, deterministic=False)
-        )(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+    def loss_fn(params: PyTree, batch: Batch, key: Array) -> Array:
+        return reconstruction_loss(model, params, batch, key, deterministic=False)
 
-    def train_epoch(params: PyTree, opt_state: Any, windows: Array, ids: Array, key: Array):
-        keys = jax.random.split(key, windows.shape[0])
-
-        def body(state, inputs):
-            params, opt_state = state
-            batch_windows, batch_ids, step_key = inputs
-            params, opt_state, loss = train_step(
-                params, opt_state, (batch_windows, batch_ids), step_key
-            )
-            return (params, opt_state), loss
-
-        (params, opt_state), losses = jax.lax.scan(body, (params, opt_state), (windows, ids, keys))
-        return params, opt_state, jnp.mean(losses)
-
-    return jax.jit(train_step), jax.jit(train_epoch)
+    return hp.make_train_step(loss_fn, optimizer(learning_rate), mesh)
 
 
+@functools.lru_cache(maxsize=32)
 def make_residual_fn(model: EncDecAD, span: int) -> Callable[..., Any]:
     """Return a jitted ``residuals(params, windows[b, t, c], ids[b]) -> (recent[b, c], whole[b, c])``.
 
     ``recent`` is the mean signed error (data minus reconstruction) over the ``span`` newest points
-    of each window; ``whole`` the root-mean-square error over the reconstructed window, per channel.
+    of each window; ``whole`` the root-mean-square error over the reconstructed window, per channel
+    (computed as ``max|e| * rms(e / max|e|)``, so huge errors do not overflow float32).
     """
 
     def residuals(params: PyTree, windows: Array, ids: Array) -> tuple[Array, Array]:
         reconstruction = model.apply({"params": params}, windows, ids, deterministic=True)
         error = windows[:, windows.shape[1] - reconstruction.shape[1] :] - reconstruction
         recent = jnp.mean(error[:, -span:], axis=1)
-        whole = jnp.sqrt(jnp.mean(error**2, axis=1))
+        peak = jnp.max(jnp.abs(error), axis=1)
+        safe = jnp.where(peak > 0, peak, 1.0)
+        whole = peak * jnp.sqrt(jnp.mean((error / safe[:, None]) ** 2, axis=1))
         return recent, whole
 
     return jax.jit(residuals)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from h0._errors import UsageError
+from h0.evaluate._nab import load_corpus
 
 NAB_ROOT_ENV = "H0_NAB_ROOT"
 
@@ -79,9 +80,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=(
             "Train on each series' probationary period only, score every row causally, write "
             "OUT/results/<detector>/<folder>/<detector>_<file>.csv in NAB's layout and score it "
-            "with thresholds optimised over the corpus. Detectors with scoring stages (h0-gru, "
-            "h0-untrained, zscore) write one results folder per stage variant (raw, norm, lik, "
-            "onset, full, lik-full) from one trained network per series: the ablation table."
+            "with thresholds optimised over the corpus. h0-gru, h0-untrained and zscore write one "
+            "results folder per variant from one trained network per series: dense (the "
+            "library's score), onset (shaped for NAB's cost model: kept where it beats the "
+            "previous 400 scores) and, for h0, range / range-onset (the range rule on)."
         ),
     )
     run.add_argument("--detector", default="h0-gru", help="one of: " + ", ".join(_DETECTORS))
@@ -125,7 +127,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1; got {args.workers}")
-    corpus = _run.load(_nab_root(args.nab))
+    corpus = load_corpus(_nab_root(args.nab))
     options = {} if args.epochs is None else {"epochs": args.epochs}
     scorer = _run.make_scorer(
         args.detector, initial_state=args.initial_state, seed=args.seed, **options

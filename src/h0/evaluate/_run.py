@@ -22,19 +22,12 @@ import pandas as pd
 from h0._errors import UsageError
 from h0.evaluate import _baselines as baselines
 from h0.evaluate import _metrics as metrics
-from h0.evaluate._nab import NabCorpus, NabResults, load_corpus, probation_length, score_corpus
+from h0.evaluate._nab import NabCorpus, NabResults, probation_length, score_corpus
 
-#: Ablation variants of the scoring stages. ``full`` is the detector's default (normalisation,
-#: onsets, range rule; the likelihood stage is off by default because it lowered NAB's score);
-#: ``lik`` and ``lik-full`` show what the likelihood stage does when it is switched on.
-STAGES: dict[str, dict[str, bool]] = {
-    "raw": {"normalize": False, "likelihood": False, "onset": False, "range_rule": False},
-    "norm": {"normalize": True, "likelihood": False, "onset": False, "range_rule": False},
-    "lik": {"normalize": True, "likelihood": True, "onset": False, "range_rule": False},
-    "onset": {"normalize": True, "likelihood": False, "onset": True, "range_rule": False},
-    "full": {"normalize": True, "likelihood": False, "onset": True, "range_rule": True},
-    "lik-full": {"normalize": True, "likelihood": True, "onset": True, "range_rule": True},
-}
+#: What each scorer returns per series: the dense score, and the score shaped for NAB's cost
+#: model (:func:`h0.anomaly.nab_shape`: kept only where it beats the previous 400 scores).
+#: h0's detector adds ``range`` / ``range-onset``: the same network with the range rule on.
+VARIANTS = ("dense", "onset")
 
 
 class SeriesScorer(Protocol):
@@ -45,73 +38,61 @@ class SeriesScorer(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class H0GRUScorer:
-    """h0's GRU encoder-decoder: trained on the probationary rows, every stage variant.
+    """h0's GRU encoder-decoder through :func:`h0.anomaly._run.detect` (trained on the probation).
 
     Attributes:
         initial_state: The encoder's initial-state strategy name.
         seed: Training seed.
-        stages: Which stage variants to return (names of :data:`STAGES`).
         untrained: Keep the network at its random initialisation (a baseline that shows what
-            training contributes); the scoring stages are still calibrated.
-        options: Further :class:`h0.anomaly.GRUAutoencoderDetector` settings.
+            training contributes); the calibration is still fitted.
+        range_variants: Also return the variants with the range rule on.
+        options: Further detector settings.
     """
 
     initial_state: str = "learned"
     seed: int = 0
-    stages: tuple[str, ...] = tuple(STAGES)
     untrained: bool = False
+    range_variants: bool = True
     options: tuple[tuple[str, Any], ...] = ()
 
     def __call__(self, values: np.ndarray, train_end: int) -> dict[str, np.ndarray]:
-        """Fit on ``values[:train_end]`` and score every row, once per stage variant."""
-        from h0.anomaly import GRUAutoencoderDetector
+        """Fit on ``values[:train_end]`` and score every row: dense and NAB-shaped variants."""
+        from h0.anomaly import DetectorConfig, nab_shape
+        from h0.anomaly._run import SeriesInput, detect
 
-        kwargs = dict(self.options)
+        settings = dict(self.options)
         if self.untrained:
-            kwargs["epochs"] = 0
-        detector = GRUAutoencoderDetector(
-            initial_state=self.initial_state, seed=self.seed, **kwargs
+            settings["epochs"] = 0
+        config = DetectorConfig.from_flat(
+            initial_state=self.initial_state, seed=self.seed, **settings
         )
-        full = detector.fit_score(values, train_size=train_end)
-        out = {}
-        for name in self.stages:
-            if STAGES[name] == {k: getattr(detector.config, k) for k in STAGES[name]}:
-                out[name] = full
-            else:
-                variant = detector.with_scoring(**STAGES[name])
-                out[name] = np.concatenate(
-                    [variant.decision_scores_, variant.score(values[train_end:])]
-                )
+        detector, (run,) = detect(SeriesInput("nab", values, train_end), config)
+        out = {"dense": run.scores, "onset": nab_shape(run.scores)}
+        if self.range_variants and not config.scoring.range_rule:
+            ranged = detector.with_scoring(range_rule=True)
+            dense = np.concatenate([ranged.decision_scores_, ranged.score(values[train_end:])])
+            out.update({"range": dense, "range-onset": nab_shape(dense)})
         return out
 
 
 @dataclasses.dataclass(frozen=True)
 class StagedBaselineScorer:
-    """A baseline's raw score fed through the same scoring stages as h0's detector.
+    """A rolling z-score (window 100), dense and shaped for NAB like h0's score.
 
     Attributes:
-        name: ``'zscore'`` (rolling z-score, window 100).
-        stages: Which stage variants to return.
+        name: ``'zscore'``.
     """
 
     name: str = "zscore"
-    stages: tuple[str, ...] = tuple(STAGES)
 
     def __call__(self, values: np.ndarray, train_end: int) -> dict[str, np.ndarray]:
-        """Raw baseline scores, then each stage variant on top of them."""
-        from h0.anomaly._scoring import ScoringConfig, ScoringState, run_stages
+        """The dense baseline score and its NAB-shaped variant."""
+        from h0.anomaly import nab_shape
 
         if self.name != "zscore":
             raise ValueError(f"no staged baseline called {self.name!r}")
         raw = baselines.RollingZScore(window=100).score(values, train_end)
-        feature = raw[:, None]
-        out = {}
-        for name in self.stages:
-            cfg = ScoringConfig(**STAGES[name])
-            held_out = ScoringState.initial(feature[:train_end], values.shape[1])
-            scores, _ = run_stages(held_out, feature, values, cfg)
-            out[name] = scores
-        return out
+        return {"dense": raw, "onset": nab_shape(raw)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,21 +114,25 @@ class PlainBaselineScorer:
         return {"raw": detectors[self.name]().score(values, train_end)}
 
 
-def range_rule_scores(values: np.ndarray) -> np.ndarray:
-    """The range rule alone (default margin and warm-up): 1 where it fires, else 0.
+def range_rule_scores(values: np.ndarray, margin: float = 0.05, warmup: int = 100) -> np.ndarray:
+    """The range rule alone: 1 where a value leaves the running min/max by ``margin`` of its range.
+
+    The running range starts at the first row; the rule fires from row ``warmup`` on.
 
     Example:
         >>> range_rule_scores(np.r_[np.zeros(100), 1.0, 0.0, 5.0][:, None]).tolist()[-3:]
         [1.0, 0.0, 1.0]
     """
-    from h0.anomaly._scoring import ScoringConfig, range_flags
-
     values = np.asarray(values, np.float64).reshape(len(values), -1)
-    channels = values.shape[1]
-    flags, _, _ = range_flags(
-        np.full((channels,), np.inf), np.full((channels,), -np.inf), 0, values, ScoringConfig()
-    )
-    return flags.astype(np.float64)
+    lo = np.minimum.accumulate(values, axis=0)
+    hi = np.maximum.accumulate(values, axis=0)
+    before_lo = np.concatenate([np.full((1, values.shape[1]), np.inf), lo[:-1]])
+    before_hi = np.concatenate([np.full((1, values.shape[1]), -np.inf), hi[:-1]])
+    span = margin * (before_hi - before_lo)
+    with np.errstate(invalid="ignore"):
+        outside = (values > before_hi + span) | (values < before_lo - span)
+    fires = outside.any(axis=1) & (np.arange(len(values)) >= max(warmup, 1))
+    return fires.astype(np.float64)
 
 
 #: Detector names accepted by ``h0 nab run --detector``.
@@ -160,8 +145,8 @@ def make_scorer(
     """The scorer for a detector name of :data:`DETECTORS`.
 
     Example:
-        >>> make_scorer('zscore').stages
-        ('raw', 'norm', 'lik', 'onset', 'full', 'lik-full')
+        >>> make_scorer('zscore')(np.sin(np.arange(300.0))[:, None], 100).keys()
+        dict_keys(['dense', 'onset'])
     """
     if detector == "h0-gru":
         return H0GRUScorer(initial_state, seed, options=tuple(sorted(options.items())))
@@ -327,8 +312,3 @@ def write_json(path: Path, payload: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     tmp.replace(path)
-
-
-def load(nab_root: str | Path) -> NabCorpus:
-    """Load the corpus (re-exported for the CLI)."""
-    return load_corpus(nab_root)

@@ -317,20 +317,21 @@ def nab_study(
         ``{'nab_standard': {strategy: [per seed]}, 'vus_pr': {strategy: [per seed]}}``.
     """
     from h0.evaluate import _run
-    from h0.evaluate._nab import NabResults, score_corpus
+    from h0.evaluate._nab import NabResults, load_corpus, score_corpus
 
-    corpus = _run.load(nab_root)
+    corpus = load_corpus(nab_root)
     options = {} if epochs is None else {"epochs": epochs}
     out: dict[str, dict[str, list[float]]] = {"nab_standard": {}, "vus_pr": {}}
     for name in strategies:
         for seed in seeds:
             scorer = _run.H0GRUScorer(
-                name, seed, stages=("full",), options=tuple(sorted(options.items()))
+                name, seed, range_variants=False, options=tuple(sorted(options.items()))
             )
-            scores = _run.run_corpus(scorer, corpus, workers=workers)["full"]
+            variants = _run.run_corpus(scorer, corpus, workers=workers)
+            scores = variants["onset"]
             nab = score_corpus(NabResults("h0-gru", scores), corpus, profiles=["standard"])
             standard = nab["standard"].score
-            vus = _run.mean_vus_pr(scores, corpus)
+            vus = _run.mean_vus_pr(variants["dense"], corpus)
             out["nab_standard"].setdefault(name, []).append(standard)
             out["vus_pr"].setdefault(name, []).append(vus)
             if progress is not None:

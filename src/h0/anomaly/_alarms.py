@@ -1,0 +1,176 @@
+"""The one owner of alarm decisions: per-point labels, alarm events, and NAB's alarm shaping.
+
+A dense score becomes two things (:class:`AlarmRule`):
+
+- **labels** (``predict``): point ``t`` is anomalous when a flagged run holds it: a run starts
+  where the score reaches the threshold and continues while it stays at or above
+  ``hysteresis * threshold`` (so a long anomalous segment stays flagged while its score wavers);
+- **events** (``alarms``): a run's onset raises an alarm unless it falls within ``refractory``
+  points of the previous alarm's onset; then the run extends that alarm instead. An event has a
+  start (the onset), an end (its last flagged point), a peak and the channel that scored highest
+  at the peak.
+
+Batch and stream are the same code: :meth:`AlarmState.step` takes one point; the batch form
+loops over the points with it, so a stream and a batch cannot disagree.
+
+NAB's cost model rewards one early detection per window and charges every later point above the
+threshold, so the NAB results writer shapes the score with :func:`nab_shape` (keep a score only
+where it beats the previous ``window`` scores); the library's score stays dense.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from h0.anomaly._reportdata import Event
+
+#: Far enough in the past that the first onset always raises an alarm.
+_NEVER = 1 << 40
+
+
+@dataclasses.dataclass(frozen=True)
+class AlarmRule:
+    """Threshold, hysteresis and refractory period.
+
+    Attributes:
+        threshold: A point starts a flagged run when its score reaches this.
+        hysteresis: A run continues while the score is at least ``hysteresis * threshold``
+            (``1``: no hysteresis). For a threshold <= 0 runs continue while at the threshold.
+        refractory: Points after an alarm's onset during which a new run extends that alarm
+            instead of raising a new one.
+    """
+
+    threshold: float
+    hysteresis: float = 0.5
+    refractory: int = 100
+
+    @property
+    def low(self) -> float:
+        """The score a flagged run must keep."""
+        return self.threshold * self.hysteresis if self.threshold > 0 else self.threshold
+
+
+@dataclasses.dataclass
+class AlarmState:
+    """Where the decision stands after a point: the open run and the open event.
+
+    Attributes:
+        t: Points seen.
+        in_run: Whether the last point was flagged.
+        since_onset: Points since the last alarm's onset.
+        event: The open event as ``[start, end, peak, peak_score, channel]`` (rows counted from
+            the first point this state saw), or ``None``.
+    """
+
+    t: int = 0
+    in_run: bool = False
+    since_onset: int = _NEVER
+    event: list | None = None
+
+    def copy(self) -> AlarmState:
+        """An independent copy."""
+        return AlarmState(
+            self.t, self.in_run, self.since_onset, None if self.event is None else list(self.event)
+        )
+
+    def step(
+        self, rule: AlarmRule, score: float, channel: int | None = None
+    ) -> tuple[bool, bool, Event | None]:
+        """Decide one point: ``(flagged, alarm raised here, event closed by this point)``.
+
+        An event closes when a new alarm is raised (the previous one is complete).
+        """
+        flagged = score >= rule.threshold or (self.in_run and score >= rule.low)
+        raised = False
+        closed = None
+        self.since_onset = min(self.since_onset + 1, _NEVER)
+        if flagged:
+            if not self.in_run and self.since_onset > rule.refractory:
+                closed = self._close()
+                self.event = [self.t, self.t, self.t, float(score), channel]
+                self.since_onset = 0
+                raised = True
+            elif self.event is not None:
+                self.event[1] = self.t
+                if score > self.event[3]:
+                    self.event[2], self.event[3], self.event[4] = self.t, float(score), channel
+        self.in_run = flagged
+        self.t += 1
+        return flagged, raised, closed
+
+    def _close(self) -> Event | None:
+        if self.event is None:
+            return None
+        start, end, peak, peak_score, channel = self.event
+        self.event = None
+        return Event(int(start), int(end), int(peak), float(peak_score), channel)
+
+
+def decide(
+    rule: AlarmRule,
+    scores: np.ndarray,
+    state: AlarmState | None = None,
+    channel_scores: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[Event], AlarmState]:
+    """Labels, alarm onsets and events of ``scores``, continuing from ``state``.
+
+    Args:
+        rule: The decision rule.
+        scores: Scores ``[N]``.
+        state: The state after earlier points (not modified); ``None``: a fresh start.
+        channel_scores: Per-channel scores ``[N, C]`` to attribute each event's peak, or ``None``.
+
+    Returns:
+        ``(labels [N] bool, onsets [N] bool, events, state_after)``; events are those whose onset
+        lies in these points, with rows relative to ``scores[0]`` (an event still open at the end
+        is included as it stands, and stays open in ``state_after``).
+
+    Example:
+        >>> rule = AlarmRule(threshold=1.0, hysteresis=0.5, refractory=3)
+        >>> labels, onsets, events, _ = decide(rule, np.array([0, 1.2, .7, .3, 1.1, 0, 0, 0, 2, 0]))
+        >>> labels.astype(int).tolist()
+        [0, 1, 1, 0, 1, 0, 0, 0, 1, 0]
+        >>> [(e.start, e.end, e.peak) for e in events]
+        [(1, 4, 1), (8, 8, 8)]
+    """
+    state = AlarmState() if state is None else state.copy()
+    offset = state.t
+    n = len(scores)
+    labels = np.zeros(n, bool)
+    onsets = np.zeros(n, bool)
+    events: list[Event] = []
+    winners = (
+        None if channel_scores is None or channel_scores.shape[1] < 2 else channel_scores.argmax(1)
+    )
+    for i, score in enumerate(np.asarray(scores, np.float64)):
+        channel = None if winners is None else int(winners[i])
+        labels[i], onsets[i], closed = state.step(rule, float(score), channel)
+        if closed is not None and closed.start >= offset:
+            events.append(closed)
+    if state.event is not None and state.event[0] >= offset:
+        s, e, p, ps, ch = state.event
+        events.append(Event(int(s), int(e), int(p), float(ps), ch))
+    shifted = [
+        Event(e.start - offset, e.end - offset, e.peak - offset, e.peak_score, e.channel)
+        for e in events
+    ]
+    return labels, onsets, shifted, state
+
+
+def nab_shape(scores: np.ndarray, window: int = 400) -> np.ndarray:
+    """NAB's alarm shaping: keep a score where it beats every score of the last ``window``, else 0.
+
+    The kept scores are squashed into ``[0, 1)`` as ``s / (s + 3)`` (3 decades give 0.5), the
+    range NAB's threshold sweep expects.
+
+    Example:
+        >>> nab_shape(np.array([0.0, 3.0, 2.0, 6.0, 1.0]), window=2).round(3).tolist()
+        [0.0, 0.5, 0.0, 0.667, 0.0]
+    """
+    scores = np.maximum(np.asarray(scores, np.float64), 0.0)
+    padded = np.concatenate([np.full(window, -np.inf), scores])
+    previous = np.lib.stride_tricks.sliding_window_view(padded[:-1], window).max(axis=1)
+    kept = np.where(scores > previous + 1e-12, scores, 0.0)
+    return kept / (kept + 3.0)

@@ -1,0 +1,429 @@
+"""The detector's settings: the one owner of every default, help text, CLI flag and check.
+
+A setting is one field of one of four frozen dataclasses, grouped by concern: :class:`ModelConfig`,
+:class:`TrainingConfig`, :class:`ScoringConfig` and :class:`AlarmConfig`, nested in
+:class:`DetectorConfig`. Each field carries its help text and its check in its metadata; from
+these the estimator's keyword arguments (``GRUAutoencoderDetector(**settings)``), ``get_params``,
+validation, the ``h0 detect`` options and the ``settings`` block of ``anomalies.json`` are
+derived. Adding a setting is one edit here.
+
+Validation errors are :class:`ConfigError`, a ``ValueError`` that names its field, so the CLI can
+say ``--flag: ...`` without parsing the message.
+
+Example:
+    >>> cfg = DetectorConfig.from_flat(window=16, epochs=0)
+    >>> cfg.model.window, cfg.training.epochs, cfg.alarms.refractory
+    (16, 0, 100)
+    >>> try:
+    ...     DetectorConfig.from_flat(hidden=0)
+    ... except ConfigError as e:
+    ...     print(e.field, '|', e)
+    hidden | hidden must be a positive integer; got 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from h0.anomaly._names import STRATEGY_NAMES, burn_in_steps
+
+Check = Callable[[str, Any], str | None]
+
+
+class ConfigError(ValueError):
+    """A setting with a bad value; ``field`` names it (the CLI flag is ``--field-name``)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """A setting's metadata: help text, check, allowed values, whether the CLI offers it."""
+
+    help: str
+    check: Check | None = None
+    choices: tuple[str, ...] | None = None
+    cli: bool = True
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    check: Check | None = None,
+    choices: tuple[str, ...] | None = None,
+    cli: bool = True,
+) -> Any:
+    """A dataclass field with its :class:`Setting` metadata."""
+    return dataclasses.field(default=default, metadata={"h0": Setting(help, check, choices, cli)})
+
+
+# ------------------------------------------------------------------------------------- checks
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def int_at_least(low: int) -> Check:
+    """A check: an integer ``>= low``."""
+
+    def check(name: str, value: Any) -> str | None:
+        if not _is_int(value) or value < low:
+            if low == 1:
+                return f"{name} must be a positive integer; got {value!r}."
+            if low == 0:
+                return f"{name} must be a non-negative integer; got {value!r}."
+            return f"{name} must be at least {low} (an integer); got {value!r}."
+        return None
+
+    return check
+
+
+def _finite(value: Any) -> bool:
+    return (
+        isinstance(value, int | float | np.number)
+        and not isinstance(value, bool)
+        and (math.isfinite(float(value)))
+    )
+
+
+def positive_float(name: str, value: Any) -> str | None:
+    """A check: a finite number ``> 0``."""
+    if not _finite(value) or value <= 0:
+        return f"{name} must be a finite positive number; got {value!r}."
+    return None
+
+
+def non_negative_float(name: str, value: Any) -> str | None:
+    """A check: a finite number ``>= 0``."""
+    if not _finite(value) or value < 0:
+        return f"{name} must be a finite number >= 0; got {value!r}."
+    return None
+
+
+def interval(
+    low: float, high: float, *, closed_high: bool = False, optional: bool = False
+) -> Check:
+    """A check: a number in ``(low, high)`` (or ``(low, high]``); ``None`` allowed if optional."""
+
+    def check(name: str, value: Any) -> str | None:
+        if value is None and optional:
+            return None
+        inside = _finite(value) and low < value and (value <= high if closed_high else value < high)
+        if not inside:
+            bracket = "]" if closed_high else ")"
+            return f"{name} must lie in ({low:g}, {high:g}{bracket}; got {value!r}."
+        return None
+
+    return check
+
+
+def optional_finite(name: str, value: Any) -> str | None:
+    """A check: ``None`` or a finite number."""
+    if value is not None and not _finite(value):
+        return f"{name} must be a finite number; got {value!r}."
+    return None
+
+
+def boolean(name: str, value: Any) -> str | None:
+    """A check: ``True`` or ``False``."""
+    if not isinstance(value, bool | np.bool_):
+        return f"{name} must be True or False; got {value!r}."
+    return None
+
+
+def one_of(choices: tuple[str, ...], what: str) -> Check:
+    """A check: one of ``choices``."""
+
+    def check(name: str, value: Any) -> str | None:
+        if value not in choices:
+            return f"{name}={value!r} is not {what}; choose one of {choices}."
+        return None
+
+    return check
+
+
+# ------------------------------------------------------------------------------------- groups
+
+
+class _Group:
+    """Validation shared by the groups: every field's own check, then the group's."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            meta: Setting = f.metadata["h0"]
+            if meta.check is not None:
+                message = meta.check(f.name, getattr(self, f.name))
+                if message:
+                    raise ConfigError(f.name, message)
+        self._check()
+
+    def _check(self) -> None:
+        """Checks across fields of the group."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(_Group):
+    """The network: window length, width, the encoder's initial-state strategy."""
+
+    window: int = setting(
+        32, "points per window (the encoder's input length)", check=int_at_least(2)
+    )
+    hidden: int = setting(24, "GRU hidden units", check=int_at_least(1))
+    initial_state: str = setting(
+        "learned",
+        "the encoder's initial-state strategy (h0); per_sequence: one learned state per series",
+        check=one_of(STRATEGY_NAMES, "a strategy name"),
+        choices=STRATEGY_NAMES,
+    )
+
+    @property
+    def burn_in(self) -> int:
+        """Points of each window the strategy reads before reconstruction starts."""
+        return burn_in_steps(self.initial_state, self.window)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig(_Group):
+    """How the network is trained."""
+
+    epochs: int = setting(
+        20, "passes over the training windows; 0 keeps the random weights", check=int_at_least(0)
+    )
+    batch_size: int = setting(64, "windows per training step", check=int_at_least(1))
+    learning_rate: float = setting(3e-3, "Adam's learning rate", check=positive_float)
+    validation_fraction: float = setting(
+        0.2,
+        "share of the training windows (the latest) held out from training; their errors "
+        "calibrate the score",
+        check=interval(0, 1),
+    )
+    seed: int = setting(0, "seeds initialisation, shuffling and noise", check=int_at_least(0))
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoringConfig(_Group):
+    """From reconstruction errors to a dense score (see ``h0.anomaly._scoring``)."""
+
+    error_span: int = setting(
+        1,
+        "newest points of each window whose mean error is the point's error",
+        check=int_at_least(1),
+    )
+    window_error: bool = setting(
+        True, "also use each window's RMS error (catches changes of shape)", check=boolean
+    )
+    tail_quantile: float = setting(
+        0.95,
+        "calibration: beyond this quantile of the calibration errors the tail is exponential",
+        check=interval(0.5, 1),
+    )
+    range_rule: bool = setting(
+        False,
+        "a value beyond the training range by more than --range-margin of it scores at least "
+        "the alarm threshold",
+        check=boolean,
+    )
+    range_margin: float = setting(
+        0.05, "range rule: share of the training range", check=non_negative_float
+    )
+    score_batch: int = setting(
+        4096, "windows per jitted scoring call", check=int_at_least(1), cli=False
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class AlarmConfig(_Group):
+    """Decisions on the score: per-point labels (``predict``) and alarm events (``alarms``)."""
+
+    threshold: float | None = setting(
+        None,
+        "fixed threshold on the score (default: from the training part)",
+        check=optional_finite,
+    )
+    threshold_quantile: float = setting(
+        0.999,
+        "without --threshold/--contamination: this quantile of the calibration part's scores, "
+        "at least -log10(1 - quantile) decades",
+        check=interval(0, 1, closed_high=True),
+    )
+    contamination: float | None = setting(
+        None,
+        "expected share of anomalous training points: threshold = the 1 - contamination quantile",
+        check=interval(0, 0.5, optional=True),
+    )
+    hysteresis: float = setting(
+        0.5,
+        "a flagged run continues while the score stays above this share of the threshold",
+        check=interval(0, 1, closed_high=True),
+    )
+    refractory: int = setting(
+        100, "points after an alarm's onset during which no new alarm starts", check=int_at_least(0)
+    )
+
+
+GROUPS: dict[str, type[_Group]] = {
+    "model": ModelConfig,
+    "training": TrainingConfig,
+    "scoring": ScoringConfig,
+    "alarms": AlarmConfig,
+}
+
+
+def _all_fields() -> list[tuple[str, dataclasses.Field]]:
+    out = []
+    for group, cls in GROUPS.items():
+        out.extend((group, f) for f in dataclasses.fields(cls))
+    names = [f.name for _, f in out]
+    duplicated = {n for n in names if names.count(n) > 1}
+    if duplicated:  # flat names are the estimator's keywords and the CLI's flags
+        raise TypeError(f"setting names must be unique across groups: {sorted(duplicated)}")
+    return out
+
+
+FIELDS = _all_fields()
+#: Every setting's name, in order: the estimator's keyword arguments.
+SETTING_NAMES: tuple[str, ...] = tuple(f.name for _, f in FIELDS)
+#: Settings that leave the trained network alone (``with_scoring`` may change them).
+SCORING_NAMES: tuple[str, ...] = tuple(
+    f.name for g, f in FIELDS if g in ("scoring", "alarms") and f.name != "error_span"
+)
+DEFAULTS: dict[str, Any] = {f.name: f.default for _, f in FIELDS}
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorConfig:
+    """Every setting of the detector, nested by concern.
+
+    Attributes:
+        model: :class:`ModelConfig`.
+        training: :class:`TrainingConfig`.
+        scoring: :class:`ScoringConfig`.
+        alarms: :class:`AlarmConfig`.
+    """
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    scoring: ScoringConfig = dataclasses.field(default_factory=ScoringConfig)
+    alarms: AlarmConfig = dataclasses.field(default_factory=AlarmConfig)
+
+    def __post_init__(self) -> None:
+        span, reconstructed = self.scoring.error_span, self.model.window - self.model.burn_in
+        if span > reconstructed:
+            raise ConfigError(
+                "error_span",
+                f"error_span={span} exceeds the reconstructed points per window ({reconstructed}).",
+            )
+
+    @classmethod
+    def from_flat(cls, **settings: Any) -> DetectorConfig:
+        """Build from flat keyword settings (unknown names are a ``TypeError``, as in Python)."""
+        unknown = sorted(set(settings) - set(SETTING_NAMES))
+        if unknown:
+            raise TypeError(
+                f"unknown detector setting(s) {unknown}; the settings are {list(SETTING_NAMES)}."
+            )
+        groups = {}
+        for group, kind in GROUPS.items():
+            names = {f.name for f in dataclasses.fields(kind)}
+            groups[group] = kind(**{k: v for k, v in settings.items() if k in names})
+        return cls(**groups)
+
+    def flat(self) -> dict[str, Any]:
+        """Every setting by its flat name."""
+        return {f.name: getattr(getattr(self, g), f.name) for g, f in FIELDS}
+
+    def replace(self, **settings: Any) -> DetectorConfig:
+        """A copy with some settings changed (validated)."""
+        return DetectorConfig.from_flat(**{**self.flat(), **settings})
+
+    def nested(self) -> dict[str, dict[str, Any]]:
+        """``{group: {setting: value}}`` (what ``anomalies.json`` records)."""
+        return {g: dataclasses.asdict(getattr(self, g)) for g in GROUPS}
+
+
+def iter_settings() -> Iterator[tuple[str, str, Any, Setting]]:
+    """``(group, name, default, metadata)`` for every setting."""
+    for group, f in FIELDS:
+        yield group, f.name, f.default, f.metadata["h0"]
+
+
+def flag(name: str) -> str:
+    """The CLI flag of a setting: ``error_span`` -> ``--error-span``."""
+    return "--" + name.replace("_", "-")
+
+
+def _number(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+            ) from None
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser, *, overrides: dict[str, str] | None = None
+) -> None:
+    """Add one option per setting (in argument groups by concern), generated from the metadata.
+
+    Every option defaults to ``None`` ("not given"); :func:`given` collects the ones set.
+    ``overrides`` replaces the help text of some settings (e.g. where a mode changes a default).
+    """
+    titles = {
+        "model": "model",
+        "training": "training",
+        "scoring": "scoring",
+        "alarms": "alarms (predict labels and alarm events)",
+    }
+    groups = {g: parser.add_argument_group(t) for g, t in titles.items()}
+    for group, name, default, meta in iter_settings():
+        if not meta.cli:
+            continue
+        text = (overrides or {}).get(name, meta.help)
+        target = groups[group]
+        if isinstance(default, bool):
+            if default:
+                target.add_argument(
+                    flag("no_" + name),
+                    dest=name,
+                    action="store_false",
+                    default=None,
+                    help=f"do not: {text}",
+                )
+            else:
+                target.add_argument(
+                    flag(name),
+                    dest=name,
+                    action="store_true",
+                    default=None,
+                    help=f"{text} (off by default)",
+                )
+            continue
+        kind = int if isinstance(default, int) else str if isinstance(default, str) else float
+        shown = "none" if default is None else default
+        kwargs: dict[str, Any] = {"default": None, "help": f"{text} (default: {shown})"}
+        if meta.choices:
+            kwargs["choices"] = meta.choices
+        else:
+            kwargs["type"] = _number(kind) if kind is not str else str
+            kwargs["metavar"] = "N" if kind is int else "X"
+        target.add_argument(flag(name), dest=name, **kwargs)
+
+
+def given(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line (those not ``None``)."""
+    return {n: getattr(args, n) for n in SETTING_NAMES if getattr(args, n, None) is not None}

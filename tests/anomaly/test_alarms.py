@@ -1,0 +1,94 @@
+"""The alarm owner: labels with hysteresis, events with a refractory period, NAB shaping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from h0.anomaly._alarms import AlarmRule, AlarmState, decide, nab_shape
+
+
+def reference(rule, scores):
+    """Brute force: runs by hysteresis, then onsets merged within the refractory period."""
+    labels = []
+    on = False
+    for s in scores:
+        on = s >= rule.threshold or (on and s >= rule.low)
+        labels.append(on)
+    runs = []
+    for i, flag in enumerate(labels):
+        if flag and (i == 0 or not labels[i - 1]):
+            runs.append([i, i])
+        elif flag:
+            runs[-1][1] = i
+    events = []
+    for start, end in runs:
+        if events and start - events[-1][0] <= rule.refractory:
+            events[-1][1] = end
+        else:
+            events.append([start, end])
+    return np.array(labels, bool), [tuple(e) for e in events]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(0, 3, allow_nan=False), min_size=0, max_size=80),
+    st.floats(0.5, 2.5),
+    st.floats(0.1, 1.0),
+    st.integers(0, 10),
+    st.integers(0, 80),
+)
+def test_batch_equals_reference_and_split_batches(scores, threshold, hysteresis, refractory, cut):
+    scores = np.array(scores)
+    rule = AlarmRule(threshold, hysteresis, refractory)
+    labels, onsets, events, _ = decide(rule, scores)
+    want_labels, want_events = reference(rule, scores)
+    np.testing.assert_array_equal(labels, want_labels)
+    assert [(e.start, e.end) for e in events] == want_events
+    assert onsets.nonzero()[0].tolist() == [s for s, _ in want_events]
+    for e in events:  # the peak is the highest score of the event
+        assert e.peak_score == scores[e.start : e.end + 1].max()
+    cut = min(cut, len(scores))
+    first, _, ev1, state = decide(rule, scores[:cut])
+    second, _, ev2, _ = decide(rule, scores[cut:], state)
+    np.testing.assert_array_equal(np.r_[first, second], labels)
+    starts = [e.start for e in ev1 if e.start < cut] + [e.start + cut for e in ev2]
+    assert starts == [s for s, _ in want_events]
+
+
+def test_stream_step_equals_batch():
+    rng = np.random.default_rng(0)
+    scores = rng.gamma(1.0, size=300)
+    rule = AlarmRule(2.5, 0.5, 20)
+    labels, onsets, _, _ = decide(rule, scores)
+    state = AlarmState()
+    for i, s in enumerate(scores):
+        flagged, raised, _ = state.step(rule, float(s))
+        assert flagged == labels[i] and raised == onsets[i]
+
+
+def test_docstring_case_and_channel_attribution():
+    rule = AlarmRule(threshold=1.0, hysteresis=0.5, refractory=3)
+    scores = np.array([0, 1.2, 0.7, 0.3, 1.1, 0, 0, 0, 2, 0])
+    channels = np.zeros((10, 2))
+    channels[1, 1] = 5.0
+    channels[8, 0] = 5.0
+    _, _, events, _ = decide(rule, scores, channel_scores=channels)
+    assert [(e.start, e.end, e.peak, e.channel) for e in events] == [(1, 4, 1, 1), (8, 8, 8, 0)]
+
+
+def test_negative_threshold_has_no_hysteresis_below_it():
+    assert AlarmRule(-1.0, 0.5).low == -1.0
+
+
+@pytest.mark.parametrize("window", [1, 3, 7])
+def test_nab_shape_brute_force(window):
+    rng = np.random.default_rng(window)
+    s = rng.gamma(1.0, size=60)
+    got = nab_shape(s, window)
+    for i in range(60):
+        prev = s[max(0, i - window) : i]
+        kept = s[i] if (prev.size == 0 or s[i] > prev.max() + 1e-12) else 0.0
+        assert got[i] == pytest.approx(kept / (kept + 3.0))
