@@ -15,11 +15,7 @@ import pandas as pd
 import pytest
 
 from h0._errors import UsageError
-from h0.anomaly._io import as_values, bundled_paths, load_csv, load_labels
-try:
-    from h0.anomaly._io import train_rows
-except ImportError:
-    train_rows = None
+from h0.anomaly._io import as_values, bundled_paths, load_csv, load_labels, train_rows
 
 STAMPS = [f"2024-01-01 00:{i:02d}:00" for i in range(6)]
 VALUES = [0.5, 1.25, -3.0, 2.0, 0.012573, 7.0]
@@ -376,3 +372,38 @@ def test_as_values_refuses_huge_values():
         as_values(np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 1e151]]))
     with pytest.raises(ValueError, match=r"row 0, channel 0 \(-2e\+160\)"):
         as_values(pd.Series([-2e160, 1.0]))
+
+
+# ------------------------------------------------------------------ 10. declared dependencies
+
+
+def test_every_imported_package_is_declared():
+    import ast
+    import re as _re
+    import tomllib
+    from importlib.metadata import packages_distributions
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    declared = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        declared += extra
+    names = {
+        _re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower().replace("_", "-") for d in declared
+    }
+    distributions = packages_distributions()
+    imported = set()
+    for path in (root / "src" / "h0").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = sorted(imported - set(sys.stdlib_module_names) - {"h0", "__future__"})
+    undeclared = [
+        m
+        for m in third_party
+        if not {d.lower().replace("_", "-") for d in distributions.get(m, [m])} & names
+    ]
+    assert undeclared == [], f"imported but not in pyproject.toml: {undeclared}"
