@@ -219,6 +219,13 @@ def test_float_epoch_seconds_and_explicit_unit(tmp_path):
         load_csv(small, time_unit="h")
 
 
+def test_yyyymmdd_numbers_are_dates_not_epochs(tmp_path):
+    path = write(tmp_path, "date,value\n20240130,1\n20240131,2\n20240201,4\n")
+    series = load_csv(path)
+    assert [str(t.date()) for t in series.times] == ["2024-01-30", "2024-01-31", "2024-02-01"]
+    assert series.notes == ["column 'date' holds dates written as YYYYMMDD."]
+
+
 def test_epoch_units_mixed_are_refused(tmp_path):
     path = write(tmp_path, "timestamp,value\n1700000000,1\n1700000060000,2\n")
     with pytest.raises(UsageError, match=r"of mixed magnitudes"):

@@ -47,7 +47,8 @@ _EPOCH_BANDS = {"s": (1e8, 1e11), "ms": (1e11, 1e14), "us": (1e14, 1e17), "ns": 
 _UNIT_WORDS = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 _COMMA_NUMBER = re.compile(r"[+-]?\d+,\d+(?:[eE][+-]?\d+)?")
 _DOT_NUMBER = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_OFFSET = re.compile(r"(?:Z|[+-]\d\d(?::?\d\d)?)$")
+_OFFSET = re.compile(r"\d:\d\d(?::\d\d(?:[.,]\d+)?)?\s*(Z|[+-]\d\d(?::?\d\d)?)$")
+_DATE_LIKE = re.compile(r"\d[-/.:]\d")
 _INTEGER = re.compile(r"[+-]?\d+")
 
 
@@ -363,9 +364,11 @@ def _read_text(path: str | Path) -> tuple[str, str]:
     if str(path) == "-":
         name = "<stdin>"
         stream = sys.stdin
+        if stream is None:
+            raise UsageError("-: there is no standard input to read the CSV from.")
         data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
     else:
-        name = str(path)
+        name = str(Path(path))
         if not Path(path).is_file():
             raise UsageError(f"{name}: no such file.")
         data = Path(path).read_bytes()
@@ -450,8 +453,12 @@ def _cell_kind(cell: str, decimal: str) -> str | None:
         return "number"
     except ValueError:
         pass
+    if not _DATE_LIKE.search(cell):
+        return None
     try:
-        return None if pd.isna(pd.Timestamp(cell)) else "time"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return None if pd.isna(pd.Timestamp(cell)) else "time"
     except (ValueError, TypeError, OverflowError):
         return None
 
@@ -614,6 +621,11 @@ def _parse_times(
                 f"{name}: column {label!r} has missing or non-numeric epoch times at lines "
                 f"{_rows(lines_of[bad])} (e.g. {_short(column.iloc[bad[0]])})."
             )
+        if time_unit is None:
+            dates = _yyyymmdd(numbers)
+            if dates is not None:
+                notes.append(f"column {label!r} holds dates written as YYYYMMDD.")
+                return dates
         unit = time_unit or _epoch_unit(numbers.to_numpy(np.float64), name, label)
         try:
             parsed = pd.to_datetime(numbers, unit=unit)
@@ -635,7 +647,7 @@ def _parse_times(
             raise UsageError(f"{name}: column {label!r}: {_first_line(str(error))}") from None
         parsed = pd.to_datetime(column, errors="coerce", format="mixed", utc=True)
         text = column.astype(str).str.strip()
-        offsets = text.str.extract(f"({_OFFSET.pattern})", expand=False)
+        offsets = text.str.extract(_OFFSET.pattern, expand=False)
         seen = list(dict.fromkeys(offsets.dropna()))
         naive = bool(offsets.isna().any())
         notes.append(
@@ -655,7 +667,17 @@ def _parse_times(
     return parsed
 
 
+def _yyyymmdd(numbers: pd.Series) -> pd.Series | None:
+    """The dates, when every number is a valid date written as YYYYMMDD (e.g. 20240131)."""
+    array = numbers.to_numpy(np.float64)
+    if not ((array >= 1e7) & (array < 1e8) & (array == np.round(array))).all():
+        return None
+    dates = pd.to_datetime(numbers.astype(np.int64).astype(str), format="%Y%m%d", errors="coerce")
+    return None if dates.isna().any() else dates
+
+
 def _epoch_unit(numbers: np.ndarray, name: str, label: str) -> str:
+    """The epoch unit whose usual magnitudes (1973 to 5138) hold every number of the column."""
     magnitude = np.abs(numbers)
     low, high = float(magnitude.min()), float(magnitude.max())
     for unit, (lo, hi) in _EPOCH_BANDS.items():
@@ -726,6 +748,9 @@ def load_labels(
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UsageError(f"{where}: not valid JSON ({_first_line(str(error))}).") from None
     if times is not None:
+        times = pd.DatetimeIndex(times)
+        if times.tz is not None:
+            times = times.tz_convert(None)
         n_rows = len(times)
     elif n_rows is None:
         raise ValueError("load_labels needs the series' times or its length n_rows.")
