@@ -594,7 +594,11 @@ def _value_columns(
                 )
             frame[c] = numeric
         return chosen
-    chosen = [c for c in columns if c != time_column and pd.api.types.is_numeric_dtype(frame[c])]
+    chosen = [
+        c
+        for c, dtype in zip(columns, frame.dtypes, strict=True)
+        if c != time_column and pd.api.types.is_numeric_dtype(dtype)
+    ]
     if not chosen:
         raise UsageError(
             f"{name}: no numeric column to analyse (columns: {_names(columns)}); name one with "
