@@ -252,6 +252,15 @@ def test_delimiter_and_decimal_mark_are_sniffed(tmp_path, sep, decimal, note):
     assert (series.notes[0].startswith(note)) if note else series.notes == []
 
 
+def test_quoted_decimal_commas_in_a_comma_file(tmp_path):
+    rows = "".join(
+        f'{t},"{str(v).replace(".", ",")}"\n' for t, v in zip(STAMPS, VALUES, strict=True)
+    )
+    series = load_csv(write(tmp_path, "timestamp,value\n" + rows))
+    np.testing.assert_array_equal(series.values[:, 0], VALUES)
+    assert series.notes == ["read with decimal commas (0,5 is 0.5); pass --decimal to override."]
+
+
 def test_explicit_delimiter_and_decimal(tmp_path):
     path = plain_csv(tmp_path, ";", ",")
     series = load_csv(path, delimiter=";", decimal=",")

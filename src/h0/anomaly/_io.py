@@ -245,21 +245,15 @@ def load_csv(
     sep = delimiter or _sniff_delimiter(lines)
     cells = [_split(line, sep) for line in lines]
     dec = decimal or _sniff_decimal(cells[1:] or cells, sep)
-    if dec == sep:
-        raise UsageError(
-            f"{name}: the decimal mark and the delimiter are both {sep!r}; quote the numbers or "
-            "separate the fields with ';'."
+    guessed_sep = delimiter is None and sep != ","
+    guessed_dec = decimal is None and dec == ","
+    if guessed_sep or guessed_dec:
+        what = f"as {_delimiter_name(sep)}-separated" if guessed_sep else ""
+        what += " with decimal commas (0,5 is 0.5)" if guessed_dec else ""
+        flags = "/".join(
+            f for f, g in (("--delimiter", guessed_sep), ("--decimal", guessed_dec)) if g
         )
-    if delimiter is None and decimal is None and (sep, dec) != (",", "."):
-        mark = " with decimal commas (0,5 is 0.5)" if dec == "," else ""
-        notes.append(
-            f"read as {_delimiter_name(sep)}-separated{mark}; pass --delimiter/--decimal to "
-            "override."
-        )
-    elif delimiter is None and sep != ",":
-        notes.append(f"read as {_delimiter_name(sep)}-separated; pass --delimiter to override.")
-    elif decimal is None and dec == ",":
-        notes.append("read with decimal commas (0,5 is 0.5); pass --decimal to override.")
+        notes.append(f"read {what.strip()}; pass {flags} to override.")
     has_header = header if header is not None else not _looks_like_data(cells[0], dec)
     if has_header:
         _check_field_counts(name, lines, cells, sep, delimiter is not None)
@@ -431,9 +425,10 @@ def _likely_delimiter(lines: Sequence[str], used: str) -> str | None:
 
 
 def _sniff_decimal(rows: Sequence[Sequence[str]], sep: str) -> str:
-    """``","`` when cells read like ``0,5`` and none like ``0.5`` (never for ``,``-separated)."""
-    if sep == ",":
-        return "."
+    """``","`` when cells read like ``0,5`` and none like ``0.5``.
+
+    In a ``,``-separated file such cells are quoted (``"0,5"``); unquoted, they split in two.
+    """
     comma = dot = False
     for row in rows:
         for cell in row:
