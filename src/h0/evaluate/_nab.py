@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ __all__ = [
     "NabCorpus",
     "NabFile",
     "NabResults",
+    "NabTimestampWarning",
     "Profile",
     "ProfileResult",
     "load_corpus",
@@ -486,19 +488,27 @@ def load_profiles(path: str | Path) -> dict[str, Profile]:
     return profiles
 
 
-def _read_timestamps(path: Path, what: str) -> pd.DataFrame:
+def _read_csv(path: Path, what: str) -> pd.DataFrame:
     if not path.is_file():
         raise UsageError(f"{what} not found: {path}")
     try:
-        frame = pd.read_csv(path)
+        return pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise UsageError(f"{what} {path} is not a readable CSV: {error}") from None
+        message = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise UsageError(f"{what} {path} is not a readable CSV: {message}") from None
+
+
+def _read_timestamps(path: Path, what: str) -> pd.DataFrame:
+    frame = _read_csv(path, what)
     if "timestamp" not in frame.columns:
-        raise UsageError(f"{what} {path} has no 'timestamp' column (columns: {list(frame)})")
+        raise UsageError(
+            f"{what} {path} has no 'timestamp' column (columns: {_listed(list(frame.columns))})"
+        )
     try:
         frame["timestamp"] = pd.to_datetime(frame["timestamp"])
     except (ValueError, TypeError) as error:
-        raise UsageError(f"{what} {path}: cannot parse timestamps: {error}") from None
+        message = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise UsageError(f"{what} {path}: cannot parse timestamps: {message}") from None
     return frame
 
 
@@ -506,7 +516,7 @@ def _window_rows(timestamps: np.ndarray, limits: Sequence, path: str) -> np.ndar
     rows = []
     for pair in limits:
         if len(pair) != 2:
-            raise UsageError(f"window {pair!r} of {path} is not a [start, end] pair")
+            raise UsageError(f"window {repr(pair)[:80]} of {path} is not a [start, end] pair")
         bounds = []
         for stamp in pair:
             when = np.datetime64(pd.Timestamp(stamp))
@@ -567,10 +577,17 @@ class NabResults:
     Attributes:
         detector: Detector name (the results directory's name, or the files' common prefix).
         scores: Anomaly scores ``[T]`` by data path relative to ``data/``.
+        notes: Warnings raised while reading (result files whose timestamps differ from their
+            data file's), one line each.
     """
 
     detector: str
     scores: dict[str, np.ndarray]
+    notes: tuple[str, ...] = ()
+
+
+class NabTimestampWarning(UserWarning):
+    """A result file's timestamps differ from its data file's; it is scored by row position."""
 
 
 def _write_example_corpus(root: Path) -> Path:
@@ -615,8 +632,12 @@ def _infer_detector(results_dir: Path, corpus: NabCorpus) -> str:
 def load_results(results_dir: str | Path, corpus: NabCorpus) -> NabResults:
     """Read a detector's result files, ``RESULTS_DIR/<folder>/<detector>_<file>.csv``.
 
-    Each file needs ``timestamp`` and ``anomaly_score`` columns whose timestamps equal the data
-    file's, row for row.
+    Each file needs an ``anomaly_score`` column with one row per row of the data file. Like NAB's
+    own scorer (which takes the timestamps from the data file and the scores by position), a
+    score belongs to the data row at its position: where a result file's ``timestamp`` column
+    differs from the data file's (NAB's published ``randomCutForest`` results do at one row), the
+    file is still scored, and a :class:`NabTimestampWarning` names the file and the first
+    differing row (also kept in :attr:`NabResults.notes`).
 
     Args:
         results_dir: The detector's results directory.
@@ -626,8 +647,9 @@ def load_results(results_dir: str | Path, corpus: NabCorpus) -> NabResults:
         The :class:`NabResults`.
 
     Raises:
-        UsageError: If the directory or a result file is missing, a file lacks a column, has NaN
-            scores, or its timestamps differ from the data file's (naming file and row).
+        UsageError: If the directory or a result file is missing, a file lacks the
+            ``anomaly_score`` column, has a different number of rows than its data file, or has
+            a score that is not a finite number (naming file and row).
 
     Example:
         >>> import tempfile
@@ -643,29 +665,30 @@ def load_results(results_dir: str | Path, corpus: NabCorpus) -> NabResults:
     detector = _infer_detector(results_dir, corpus)
     missing = []
     scores = {}
+    notes = []
     for rel, nab_file in corpus.files.items():
         folder, file = rel.rsplit("/", 1) if "/" in rel else ("", rel)
         path = results_dir / folder / f"{detector}_{file}"
         if not path.is_file():
             missing.append(str(path.relative_to(results_dir)))
             continue
-        frame = _read_timestamps(path, "results file")
+        frame = _read_csv(path, "results file")
         if "anomaly_score" not in frame.columns:
-            raise UsageError(f"results file {path} has no 'anomaly_score' column")
-        expected = nab_file.timestamps
-        got = frame["timestamp"].to_numpy()
-        if len(got) != len(expected):
             raise UsageError(
-                f"results file {path} has {len(got)} rows, expected {len(expected)} "
+                f"results file {path} has no 'anomaly_score' column (columns: "
+                f"{_listed(list(frame.columns))})"
+            )
+        expected = nab_file.timestamps
+        if len(frame) != len(expected):
+            raise UsageError(
+                f"results file {path} has {len(frame)} rows, expected {len(expected)} "
                 f"(the rows of data/{rel})"
             )
-        differ = np.flatnonzero(got != expected)
-        if len(differ):
-            row = int(differ[0])
-            raise UsageError(
-                f"results file {path}, row {row + 1} (line {row + 2}): timestamp "
-                f"{pd.Timestamp(got[row])}, expected {pd.Timestamp(expected[row])} from data/{rel}"
-            )
+        if "timestamp" in frame.columns:
+            note = _timestamp_note(path, frame["timestamp"], expected, rel)
+            if note:
+                warnings.warn(note, NabTimestampWarning, stacklevel=2)
+                notes.append(note)
         values = pd.to_numeric(frame["anomaly_score"], errors="coerce").to_numpy(np.float64)
         bad = np.flatnonzero(~np.isfinite(values))
         if len(bad):
@@ -683,7 +706,32 @@ def load_results(results_dir: str | Path, corpus: NabCorpus) -> NabResults:
             f"results directory {results_dir} lacks {len(missing)} of {len(corpus.files)} "
             f"result files for detector {detector!r}: {shown}"
         )
-    return NabResults(detector, scores)
+    return NabResults(detector, scores, tuple(notes))
+
+
+def _timestamp_note(path: Path, stamps: pd.Series, expected: np.ndarray, rel: str) -> str | None:
+    """The warning for a result file whose timestamps differ from its data file's, if they do."""
+    got = pd.to_datetime(stamps, errors="coerce", format="mixed")
+    if getattr(got.dt, "tz", None) is not None:
+        got = got.dt.tz_convert(None)
+    got = got.to_numpy()
+    differ = np.flatnonzero(pd.isna(got) | (got != expected))
+    if not len(differ):
+        return None
+    row = int(differ[0])
+    more = f" ({len(differ) - 1} more rows differ)" if len(differ) > 1 else ""
+    shown = repr(str(stamps.iloc[row]))
+    shown = shown if len(shown) <= 40 else shown[:40] + "..."
+    return (
+        f"results file {path}, row {row + 1} (line {row + 2}): timestamp {shown}, expected "
+        f"{pd.Timestamp(expected[row])} from data/{rel}{more}; scored by row position, as NAB "
+        "does"
+    )
+
+
+def _listed(items: Sequence[object], shown: int = 5) -> str:
+    text = ", ".join(repr(str(i))[:42] for i in items[:shown])
+    return text + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
 def load_thresholds(path: str | Path, detector: str | None = None) -> dict[str, float]:
@@ -728,7 +776,7 @@ def load_thresholds(path: str | Path, detector: str | None = None) -> dict[str, 
     if detector is None or detector not in data:
         raise UsageError(
             f"threshold file {path} has no entry for detector {detector!r} "
-            f"(entries: {', '.join(sorted(data))})"
+            f"(entries: {_listed(sorted(data))})"
         )
     entry = data[detector]
     out = (
