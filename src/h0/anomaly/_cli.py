@@ -18,6 +18,7 @@ import pandas as pd
 
 from h0._errors import UsageError
 from h0.anomaly import _config
+from h0.anomaly._io import train_rows
 
 _EPILOG = """\
 examples:
@@ -51,17 +52,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "csv",
         nargs="*",
         metavar="CSV",
-        help="CSV file with a header; without it, NAB's machine_temperature_system_failure series "
-        "bundled with h0 and its known anomaly windows; a directory or several CSVs: a fleet, "
-        "one model for all series (same columns)",
+        help="CSV file (- reads standard input); without it, NAB's "
+        "machine_temperature_system_failure series bundled with h0 and its known anomaly "
+        "windows; a directory or several CSVs: a fleet, one model for all series (same columns)",
     )
     data = p.add_argument_group("data")
     data.add_argument(
         "--value-column",
         action="append",
         metavar="C",
-        help="column to analyse (repeat, or separate with commas, for several); default: every "
-        "numeric column except the time column",
+        help="column to analyse (repeat, or separate with commas, for several; a name holding a "
+        "comma is matched whole first); default: every numeric column except the time column",
     )
     data.add_argument(
         "--time-column",
@@ -77,7 +78,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="train on the first F of the points (default 0.15, NAB's probationary period)",
     )
     split.add_argument(
-        "--train-until", metavar="TIME", help="train on the points up to and including TIME"
+        "--train-until",
+        metavar="TIME",
+        help="train on the points up to and including TIME (a row number, from 0, when there "
+        "is no time column)",
     )
     data.add_argument(
         "--labels",
@@ -88,6 +92,27 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--fill-missing",
         action="store_true",
         help="fill empty/NaN/inf values with the last valid value instead of failing",
+    )
+    data.add_argument(
+        "--delimiter", metavar="C", help="field separator (default: guessed among , ; tab |)"
+    )
+    data.add_argument(
+        "--decimal",
+        choices=(".", ","),
+        help="decimal mark (default: guessed; , when numbers look like 0,5)",
+    )
+    header = data.add_mutually_exclusive_group()
+    header.add_argument(
+        "--header", dest="header", action="store_true", default=None,
+        help="line 1 is a header (default: guessed)",
+    )
+    header.add_argument(
+        "--no-header", dest="header", action="store_false", help="line 1 is data, not a header"
+    )
+    data.add_argument(
+        "--time-unit",
+        choices=("s", "ms", "us", "ns"),
+        help="unit of numeric (Unix epoch) times (default: from their magnitude)",
     )
     order = data.add_mutually_exclusive_group()
     order.add_argument(
@@ -121,45 +146,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _value_columns(args: argparse.Namespace) -> list[str] | None:
-    if not args.value_column:
-        return None
-    return [c.strip() for item in args.value_column for c in item.split(",") if c.strip()]
-
-
-def _train_points(args: argparse.Namespace, times: pd.DatetimeIndex | None, total: int) -> int:
+def _train_points(
+    args: argparse.Namespace, times: pd.DatetimeIndex | None, total: int
+) -> int:
     if args.train_until is not None:
-        if times is None:
-            raise UsageError("--train-until needs a time column; use --train-fraction instead.")
-        try:
-            until = pd.Timestamp(args.train_until)
-        except (TypeError, ValueError):
-            raise UsageError(f"--train-until {args.train_until!r} is not a timestamp.") from None
-        later = np.flatnonzero(times > until)
-        n = int(later[0]) if later.size else total
-        if n == total:
-            raise UsageError(
-                f"--train-until {until} is at or after the last timestamp ({times[-1]}); nothing "
-                "would be left to score."
-            )
-        return n
+        return train_rows(args.train_until, times, n_rows=total)
     fraction = 0.15 if args.train_fraction is None else args.train_fraction
     if not 0 < fraction < 1:
         raise UsageError(f"--train-fraction must lie in (0, 1); got {fraction}.")
     return int(fraction * total)
-
-
-def _window_rows(windows: list, times: pd.DatetimeIndex | None) -> list[tuple[int, int]]:
-    """Known windows as inclusive row ranges (windows given as timestamps are looked up)."""
-    rows = []
-    for a, b in windows:
-        if isinstance(a, int | np.integer) and isinstance(b, int | np.integer):
-            rows.append((int(a), int(b)))
-            continue
-        inside = np.flatnonzero((times >= a) & (times <= b))
-        if inside.size:
-            rows.append((int(inside[0]), int(inside[-1])))
-    return rows
 
 
 def fleet_paths(inputs: list[str]) -> list[Path]:
@@ -177,7 +172,7 @@ def fleet_paths(inputs: list[str]) -> list[Path]:
             if not found:
                 raise UsageError(f"{path}: the directory has no .csv files.")
             paths.extend(found)
-        elif path.is_file():
+        elif path.is_file() or item == "-":
             paths.append(path)
         else:
             raise UsageError(f"{path}: no such file or directory.")
@@ -239,12 +234,19 @@ def run_detect(args: argparse.Namespace) -> int:
     for path, name in zip(paths, names, strict=True):
         s = load_csv(
             path,
-            value_columns=_value_columns(args),
+            value_columns=args.value_column,
             time_column=args.time_column,
             fill_missing=args.fill_missing,
             sort=args.sort,
             keep_order=args.keep_order or bundled,
+            delimiter=args.delimiter,
+            decimal=args.decimal,
+            header=args.header,
+            time_unit=args.time_unit,
         )
+        if not args.quiet and not args.json:
+            for note in s.notes:
+                print(f"h0 detect: note: {note}", file=sys.stderr)
         if loaded_series and s.columns != loaded_series[0].columns:
             raise UsageError(
                 f"{path}: value columns {s.columns} differ from {loaded_series[0].columns} in "
@@ -252,7 +254,9 @@ def run_detect(args: argparse.Namespace) -> int:
                 "them with --value-column)."
             )
         total = s.values.shape[0]
-        windows = load_labels(labels_path, s.times, path.name) if labels_path else []
+        windows = (
+            load_labels(labels_path, s.times, path.name, n_rows=total) if labels_path else []
+        )
         try:
             n_train = _train_points(args, s.times, total)
         except UsageError as error:
@@ -272,7 +276,7 @@ def run_detect(args: argparse.Namespace) -> int:
                 train_size=n_train,
                 times=s.times,
                 columns=s.columns,
-                known_windows=_window_rows(windows, s.times),
+                known_windows=windows,
             )
         )
     loaded = time.perf_counter()
