@@ -70,13 +70,28 @@ def test_plot_is_drawn_with_every_trace_marker_and_escaped_label(tmp_path):
     assert len(re.findall(r"<script\b", dom)) == 3  # plotly.js, the figure, the call
 
 
-def test_screenshot_shows_the_plot_with_dated_ticks(tmp_path):
+HOVER = """<script>setTimeout(function () {
+  var drag = document.querySelector('#h0-plot .nsewdrag'), box = drag.getBoundingClientRect();
+  drag.dispatchEvent(new MouseEvent('mousemove', {clientX: box.left + 0.4 * box.width,
+    clientY: box.top + 0.5 * box.height, bubbles: true}));
+  var out = document.createElement('pre'); out.id = 'hovered';
+  out.textContent = document.querySelector('#h0-plot .hoverlayer').textContent;
+  document.body.appendChild(out);
+}, 1000);</script></body>"""
+
+
+def test_screenshot_shows_the_plot_with_dated_ticks_and_hover(tmp_path):
     import matplotlib.image
 
     page = render_html(univariate())
-    dom = chromium(tmp_path / "dom", page, "--dump-dom").stdout
+    dom = chromium(tmp_path / "dom", page.replace("</body>", HOVER), "--dump-dom").stdout
     ticks = re.findall(r'data-unformatted="([^"]*)"', dom)
     assert any("2013" in t for t in ticks) and any("2014" in t for t in ticks), ticks
+    # a mouse over the first panel: the timestamp (with its year), the value and the score
+    hovered = re.search(r'<pre id="hovered">(.*?)</pre>', dom, re.S).group(1)
+    assert re.fullmatch(
+        r"201[34]-\d\d-\d\d \d\d:\d\d:\d\dtemperature -?[\d.]+score [\d.]+", hovered
+    ), hovered
     chromium(tmp_path, page, f"--screenshot={tmp_path / 'shot.png'}")
     rgb = matplotlib.image.imread(tmp_path / "shot.png")[..., :3]
     assert rgb.shape[:2] == (1000, 1400)
