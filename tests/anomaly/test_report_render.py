@@ -376,3 +376,15 @@ def test_png_draws_the_time_axis_with_years(tmp_path, monkeypatch):
     legend = seen["legend_in_axes"]
     assert legend == [True, False]  # one legend, anchored above the first panel
     assert seen["hollow"].count("none") == 2  # the training event, on both panels
+
+
+def test_thousands_of_flagged_runs_are_drawn_as_at_most_500_bands():
+    d = multivariate(c=1, n=20_000)
+    labels = np.zeros(20_000, bool)
+    labels[::7] = True
+    d = ReportData(**{**d.__dict__, "labels": labels, "columns": ["v"]})
+    page = render_html(d)
+    flagged = [s for s in figure_of(page)["layout"]["shapes"] if s["name"] == "flagged by predict"]
+    assert len(flagged) == 500
+    assert flagged[0]["x0"] < 0 and flagged[-1]["x1"] > 19_999 - 1  # first and last run kept
+    assert "drawn merged into at most 500 bands" in page

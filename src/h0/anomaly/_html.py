@@ -199,7 +199,7 @@ def figure(
     )
     decimated = False
 
-    def hover_rows(y: np.ndarray) -> np.ndarray:
+    def drawn_rows(y: np.ndarray) -> np.ndarray:
         nonlocal decimated
         rows = decimate(y, max_points)
         decimated |= len(rows) < n
@@ -253,7 +253,7 @@ def figure(
 
     for row, c in enumerate(channels, start=1):
         name = data.columns[c]
-        rows = hover_rows(values[:, c])
+        rows = drawn_rows(values[:, c])
         custom = np.stack(
             [scores[rows]] + ([cs[rows, c]] if cs is not None and cs.ndim == 2 else []), axis=1
         )
@@ -278,7 +278,7 @@ def figure(
         markers([e for e in data.events if event_channel(e) == c], values[:, c], row, c)
         fig.update_yaxes(title_text=_text(_short(name)), row=row, col=1)
 
-    rows = hover_rows(scores)
+    rows = drawn_rows(scores)
     fig.add_trace(
         go.Scatter(
             x=x[rows],
@@ -312,24 +312,28 @@ def figure(
     step = float(np.median(np.diff(x))) if n > 1 else 1.0
     least = (float(x[-1] - x[0]) if n > 1 else 1.0) / 2000  # one-point runs stay visible
 
+    shapes: list[dict[str, Any]] = []  # set at once: fig.add_shape is quadratic in shapes
+
     def band(a: int, b: int, color: str, opacity: float, group: str, layer: str) -> None:
         lo, hi = float(x[a]) - step / 2, float(x[b]) + step / 2
         if hi - lo < least:
             lo, hi = (lo + hi - least) / 2, (lo + hi + least) / 2
-        fig.add_shape(
-            type="rect",
-            xref="x",
-            yref="paper",
-            x0=lo,
-            x1=hi,
-            y0=0,
-            y1=1,
-            fillcolor=color,
-            opacity=opacity,
-            line={"width": 0},
-            layer=layer,
-            name=group,
-            **legend(group),
+        shapes.append(
+            {
+                "type": "rect",
+                "xref": "x",
+                "yref": "paper",
+                "x0": lo,
+                "x1": hi,
+                "y0": 0,
+                "y1": 1,
+                "fillcolor": color,
+                "opacity": opacity,
+                "line": {"width": 0},
+                "layer": layer,
+                "name": group,
+                **legend(group),
+            }
         )
 
     if data.n_train > 0 and n:
@@ -343,6 +347,7 @@ def figure(
 
     height = 60 + panel * k + (200 if k > 1 else 190)
     fig.update_layout(
+        shapes=shapes,
         height=height,
         margin={"l": 70, "r": 20, "t": 40, "b": 50},
         hovermode="x unified",
