@@ -343,10 +343,15 @@ def test_png_title_counts_from_evaluation_and_training_events_apart():
     text = title(d, 1)
     assert text.splitlines() == [
         "h0 detect: machine_temperature.csv",
-        "2 alarm events after training (+1 in the training part, hollow); 1 of 2 known windows "
+        "2 alarm events after training (+1 in training, hollow); 1 of 2 known windows "
         "after training detected; 1 false alarm after training (2 in all)",
     ]
-    assert "showing 6 of 9 channels" in title(multivariate(c=9), 6)
+    wide = ReportData(**{**d.__dict__, "columns": ["v"] * 9})
+    assert title(wide, 6).splitlines()[1:] == [
+        "2 alarm events after training (+1 in training, hollow); 1 of 2 known windows "
+        "after training detected; 1 false alarm after training (2 in all);",
+        "showing 6 of 9 channels (highest channel scores)",
+    ]
     assert r"\$" in title(ReportData(**{**d.__dict__, "title": "a$b$.csv"}), 1)  # no mathtext
 
 

@@ -63,12 +63,12 @@ def title(data: ReportData, n_shown: int) -> str:
         ...                Event(8, 8, 8, .7)], 3, [(5, 6)], ev, {})
         >>> print(title(d, 1))
         h0 detect: x.csv
-        2 alarm events after training (+1 in the training part, hollow); 1 of 1 known windows after training detected; 1 false alarm after training (2 in all)
+        2 alarm events after training (+1 in training, hollow); 1 of 1 known windows after training detected; 1 false alarm after training (2 in all)
     """
     in_train = sum(e.start < data.n_train for e in data.events)
     parts = [
         f"{len(data.events) - in_train} alarm events after training "
-        f"(+{in_train} in the training part, hollow)"
+        f"(+{in_train} in training, hollow)"
     ]
     if data.evaluation is not None:
         windows = [w for w in data.evaluation.get("windows", []) if not w.get("in_training")]
@@ -80,7 +80,14 @@ def title(data: ReportData, n_shown: int) -> str:
         )
     if n_shown < len(data.columns):
         parts.append(f"showing {n_shown} of {len(data.columns)} channels (highest channel scores)")
-    return f"h0 detect: {_mpl(data.title)}\n" + "; ".join(parts)
+    lines, line = [], ""
+    for part in parts:  # wrap between parts, to fit the picture's width
+        if line and len(line) + len(part) > 160:
+            lines.append(line + ";")
+            line = ""
+        line = f"{line}; {part}" if line else part
+    name = data.title if len(data.title) <= 120 else data.title[:119] + "…"
+    return "\n".join([f"h0 detect: {_mpl(name)}", *lines, line])
 
 
 def render_png(data: ReportData, path: str | Path, *, max_panels: int = MAX_PANELS) -> None:
