@@ -310,7 +310,7 @@ def figure(
     fig.update_yaxes(title_text="anomaly score", row=k + 1, col=1)
 
     step = float(np.median(np.diff(x))) if n > 1 else 1.0
-    least = (float(x[-1] - x[0]) if n > 1 else 1.0) / 2000  # one-point runs stay visible
+    least = (float(x[-1] - x[0]) if n > 1 else 1.0) / 800  # short runs stay visible (~2 px)
 
     shapes: list[dict[str, Any]] = []  # set at once: fig.add_shape is quadratic in shapes
 
@@ -366,6 +366,8 @@ def figure(
         axis |= {"type": "date", "hoverformat": "%Y-%m-%d %H:%M:%S"}
     fig.update_xaxes(**axis)
     fig.update_xaxes(title_text=x_title, row=k + 1, col=1)
+    if n:  # the data's span, not plotly's padding for markers (double-click comes back here)
+        fig.update_xaxes(range=[float(x[0]) - step / 2, float(x[-1]) + step / 2], row=k + 1, col=1)
     text = fig.to_json()
     return {
         "json": text,

@@ -136,7 +136,7 @@ def render_png(data: ReportData, path: str | Path, *, max_panels: int = MAX_PANE
         x = np.arange(n, dtype=float)
         x_label = "row"
     step = float(np.median(np.diff(x))) if n > 1 else 1.0
-    least = (float(x[-1] - x[0]) if n > 1 else 1.0) / 1000  # about one pixel: short runs show
+    least = (float(x[-1] - x[0]) if n > 1 else 1.0) / 800  # short runs stay visible (~1.5 px)
 
     def bands(ax, spans, color, alpha, zorder):
         verts = []
