@@ -161,6 +161,19 @@ def test_univariate_figure_holds_every_point_and_the_threshold():
     assert fig["layout"]["xaxis"]["type"] == "date"
     assert fig["layout"]["xaxis"]["matches"] == "x2"  # one shared x axis
     assert line["yaxis"] != score["yaxis"]  # a panel each
+    step = 5 * 60 * 1000
+    bottom = fig["layout"]["xaxis2"]
+    assert bottom["range"] == pytest.approx([ms(d.times)[0] - step / 2, ms(d.times)[-1] + step / 2])
+    assert bottom["title"]["text"] == "time (UTC)"
+
+
+def test_naive_timestamps_are_drawn_as_given():
+    d = univariate()
+    naive = d.times.tz_localize(None) + pd.Timedelta(hours=1)
+    fig = figure_of(render_html(ReportData(**{**d.__dict__, "times": naive})))
+    (line,) = traces(fig, "values", channel=0)
+    np.testing.assert_allclose(arr(line["x"]), ms(d.times) + 3_600_000)
+    assert fig["layout"]["xaxis2"]["title"]["text"] == "time"
 
 
 def test_event_markers_sit_at_each_onset_on_the_raising_channel_and_the_score_panel():
