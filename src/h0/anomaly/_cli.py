@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from h0._errors import UsageError
@@ -103,7 +102,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     header = data.add_mutually_exclusive_group()
     header.add_argument(
-        "--header", dest="header", action="store_true", default=None,
+        "--header",
+        dest="header",
+        action="store_true",
+        default=None,
         help="line 1 is a header (default: guessed)",
     )
     header.add_argument(
@@ -146,9 +148,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _train_points(
-    args: argparse.Namespace, times: pd.DatetimeIndex | None, total: int
-) -> int:
+def _train_points(args: argparse.Namespace, times: pd.DatetimeIndex | None, total: int) -> int:
     if args.train_until is not None:
         return train_rows(args.train_until, times, n_rows=total)
     fraction = 0.15 if args.train_fraction is None else args.train_fraction
@@ -254,9 +254,7 @@ def run_detect(args: argparse.Namespace) -> int:
                 "them with --value-column)."
             )
         total = s.values.shape[0]
-        windows = (
-            load_labels(labels_path, s.times, path.name, n_rows=total) if labels_path else []
-        )
+        windows = load_labels(labels_path, s.times, path.name, n_rows=total) if labels_path else []
         try:
             n_train = _train_points(args, s.times, total)
         except UsageError as error:

@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from h0._errors import UsageError
@@ -250,7 +251,11 @@ def _score_command(args: argparse.Namespace) -> int:
 
     root = _nab_root(args.nab)
     corpus = _nab.load_corpus(root)
-    results = _nab.load_results(args.results_dir, corpus)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _nab.NabTimestampWarning)
+        results = _nab.load_results(args.results_dir, corpus)
+    for note in results.notes:  # scored by row position, as NAB does
+        print(f"h0 nab: warning: {note}", file=sys.stderr)
     profiles = args.profile or list(corpus.profiles)
     unknown = [p for p in profiles if p not in corpus.profiles]
     if unknown:
