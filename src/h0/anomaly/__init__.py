@@ -10,8 +10,6 @@ Example:
 
 from h0.anomaly._alarms import AlarmRule, AlarmState, decide, nab_shape
 from h0.anomaly._config import (
-    SCORING_NAMES,
-    SETTING_NAMES,
     AlarmConfig,
     ConfigError,
     DetectorConfig,
@@ -25,8 +23,6 @@ from h0.anomaly._names import STRATEGY_NAMES, detector_strategy
 from h0.anomaly._reportdata import Event, ReportData
 
 __all__ = [
-    "SCORING_NAMES",
-    "SETTING_NAMES",
     "STRATEGY_NAMES",
     "AlarmConfig",
     "AlarmRule",

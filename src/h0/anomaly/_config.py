@@ -279,7 +279,8 @@ GROUPS: dict[str, type[_Group]] = {
 }
 
 
-def _all_fields() -> list[tuple[str, dataclasses.Field]]:
+def fields() -> list[tuple[str, dataclasses.Field]]:
+    """``(group, field)`` of every setting, read from :data:`GROUPS` (so a new field is seen)."""
     out = []
     for group, cls in GROUPS.items():
         out.extend((group, f) for f in dataclasses.fields(cls))
@@ -290,14 +291,19 @@ def _all_fields() -> list[tuple[str, dataclasses.Field]]:
     return out
 
 
-FIELDS = _all_fields()
-#: Every setting's name, in order: the estimator's keyword arguments.
-SETTING_NAMES: tuple[str, ...] = tuple(f.name for _, f in FIELDS)
-#: Settings that leave the trained network alone (``with_scoring`` may change them).
-SCORING_NAMES: tuple[str, ...] = tuple(
-    f.name for g, f in FIELDS if g in ("scoring", "alarms") and f.name != "error_span"
-)
-DEFAULTS: dict[str, Any] = {f.name: f.default for _, f in FIELDS}
+def setting_names() -> tuple[str, ...]:
+    """Every setting's name, in order: the estimator's keyword arguments."""
+    return tuple(f.name for _, f in fields())
+
+
+def defaults() -> dict[str, Any]:
+    """Every setting's default."""
+    return {f.name: f.default for _, f in fields()}
+
+
+def scoring_names() -> tuple[str, ...]:
+    """Settings that leave the trained network alone (``with_scoring`` may change them)."""
+    return tuple(f.name for g, f in fields() if g in ("scoring", "alarms") and f.name != "error_span")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -311,10 +317,10 @@ class DetectorConfig:
         alarms: :class:`AlarmConfig`.
     """
 
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
-    scoring: ScoringConfig = dataclasses.field(default_factory=ScoringConfig)
-    alarms: AlarmConfig = dataclasses.field(default_factory=AlarmConfig)
+    model: ModelConfig = dataclasses.field(default_factory=lambda: GROUPS["model"]())
+    training: TrainingConfig = dataclasses.field(default_factory=lambda: GROUPS["training"]())
+    scoring: ScoringConfig = dataclasses.field(default_factory=lambda: GROUPS["scoring"]())
+    alarms: AlarmConfig = dataclasses.field(default_factory=lambda: GROUPS["alarms"]())
 
     def __post_init__(self) -> None:
         span, reconstructed = self.scoring.error_span, self.model.window - self.model.burn_in
@@ -327,11 +333,10 @@ class DetectorConfig:
     @classmethod
     def from_flat(cls, **settings: Any) -> DetectorConfig:
         """Build from flat keyword settings (unknown names are a ``TypeError``, as in Python)."""
-        unknown = sorted(set(settings) - set(SETTING_NAMES))
+        names = setting_names()
+        unknown = sorted(set(settings) - set(names))
         if unknown:
-            raise TypeError(
-                f"unknown detector setting(s) {unknown}; the settings are {list(SETTING_NAMES)}."
-            )
+            raise TypeError(f"unknown detector setting(s) {unknown}; the settings are {list(names)}.")
         groups = {}
         for group, kind in GROUPS.items():
             names = {f.name for f in dataclasses.fields(kind)}
@@ -340,7 +345,7 @@ class DetectorConfig:
 
     def flat(self) -> dict[str, Any]:
         """Every setting by its flat name."""
-        return {f.name: getattr(getattr(self, g), f.name) for g, f in FIELDS}
+        return {f.name: getattr(getattr(self, g), f.name) for g, f in fields()}
 
     def replace(self, **settings: Any) -> DetectorConfig:
         """A copy with some settings changed (validated)."""
@@ -353,7 +358,7 @@ class DetectorConfig:
 
 def iter_settings() -> Iterator[tuple[str, str, Any, Setting]]:
     """``(group, name, default, metadata)`` for every setting."""
-    for group, f in FIELDS:
+    for group, f in fields():
         yield group, f.name, f.default, f.metadata["h0"]
 
 
@@ -426,4 +431,4 @@ def add_arguments(
 
 def given(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given on the command line (those not ``None``)."""
-    return {n: getattr(args, n) for n in SETTING_NAMES if getattr(args, n, None) is not None}
+    return {n: getattr(args, n) for n in setting_names() if getattr(args, n, None) is not None}

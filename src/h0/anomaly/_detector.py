@@ -33,7 +33,8 @@ from sklearn.base import BaseEstimator
 
 from h0 import _parallel as hp
 from h0.anomaly._alarms import AlarmRule, decide
-from h0.anomaly._config import DEFAULTS, SCORING_NAMES, SETTING_NAMES, DetectorConfig
+from h0.anomaly import _config
+from h0.anomaly._config import DetectorConfig
 from h0.anomaly._io import as_values
 from h0.anomaly._model import EncDecAD
 from h0.anomaly._names import detector_strategy
@@ -101,19 +102,25 @@ class GRUAutoencoderDetector(BaseEstimator):
     """
 
     def __init__(self, **settings: Any):
-        unknown = sorted(set(settings) - set(SETTING_NAMES))
+        names, defaults = _config.setting_names(), _config.defaults()
+        unknown = sorted(set(settings) - set(names))
         if unknown:
-            raise TypeError(
-                f"unknown detector setting(s) {unknown}; the settings are {list(SETTING_NAMES)}."
-            )
-        for name in SETTING_NAMES:
-            setattr(self, name, settings.get(name, DEFAULTS[name]))
+            raise TypeError(f"unknown detector setting(s) {unknown}; the settings are {list(names)}.")
+        for name in names:
+            setattr(self, name, settings.get(name, defaults[name]))
         _ = self.config  # validate now, so a bad setting fails before any work
 
     @property
     def config(self) -> DetectorConfig:
         """The current settings, validated and nested by concern."""
-        return DetectorConfig.from_flat(**{n: getattr(self, n) for n in SETTING_NAMES})
+        return DetectorConfig.from_flat(
+            **{n: getattr(self, n, d) for n, d in _config.defaults().items()}
+        )
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        # sklearn's get_params / clone: the settings of h0.anomaly._config (read each time).
+        return sorted(_config.setting_names())
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "params_")
@@ -338,7 +345,7 @@ class GRUAutoencoderDetector(BaseEstimator):
         retraining), so each setting's contribution can be measured on the same network.
 
         Args:
-            **changes: Settings of the scoring and alarm groups (``SCORING_NAMES``).
+            **changes: Settings of the scoring and alarm groups (``_config.scoring_names()``).
 
         Returns:
             A new fitted detector.
@@ -347,11 +354,12 @@ class GRUAutoencoderDetector(BaseEstimator):
             ValueError: For a setting that would change the network or its training.
         """
         self._check_fitted()
-        bad = sorted(set(changes) - set(SCORING_NAMES))
+        allowed = _config.scoring_names()
+        bad = sorted(set(changes) - set(allowed))
         if bad:
             raise ValueError(
                 f"with_scoring cannot change {bad}: they change the network; choose among "
-                f"{list(SCORING_NAMES)}."
+                f"{list(allowed)}."
             )
         other = copy.copy(self)
         for name, value in changes.items():
@@ -554,7 +562,7 @@ class GRUAutoencoderDetector(BaseEstimator):
         self._check_fitted()
         meta = {
             "format": _FORMAT,
-            "settings": {n: getattr(self, n) for n in SETTING_NAMES},
+            "settings": self.get_params(),
             "n_features": self.n_features_,
             "n_series": self.n_series_,
             "held_out": self._held_out,
@@ -603,8 +611,8 @@ class GRUAutoencoderDetector(BaseEstimator):
 def _signature() -> inspect.Signature:
     params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     params += [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=DEFAULTS[name])
-        for name in SETTING_NAMES
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+        for name, default in _config.defaults().items()
     ]
     return inspect.Signature(params)
 

@@ -187,7 +187,7 @@ def detect(
     Raises:
         ValueError: Bad values, a ``train_size`` outside ``(0, T)``, too short a training part.
     """
-    config = DetectorConfig() if config is None else config
+    config = DetectorConfig.from_flat() if config is None else config
     fleet = [series] if isinstance(series, SeriesInput) else list(series)
     if not fleet:
         raise ValueError("series is empty: give at least one series.")
