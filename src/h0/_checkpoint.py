@@ -142,8 +142,14 @@ def _check_metadata(metadata: Any) -> dict[str, Any]:
         return {}
     if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
         raise TypeError(f"metadata must be a dict with str keys; got {type(metadata).__name__}.")
+
+    def numpy_scalar(x: Any) -> Any:
+        if isinstance(x, np.generic):  # np.float32(0.5) from a computation: stored as 0.5
+            return x.item()
+        raise TypeError(f"Object of type {type(x).__name__} is not JSON serializable")
+
     try:
-        return json.loads(json.dumps(metadata))
+        return json.loads(json.dumps(metadata, default=numpy_scalar))
     except (TypeError, ValueError) as e:
         raise TypeError(f"metadata must be JSON-serialisable: {e}") from None
 
@@ -168,8 +174,8 @@ def save(
         tree: A pytree of arrays (jax or numpy, any shape, zero-size too) and numbers;
             ``flax.nnx`` modules and states inside it are saved as their state.
         overwrite: Replace an existing h0 checkpoint of the same ``kind`` at ``path``.
-        metadata: JSON-serialisable dict stored in the manifest (covered by its checksum); read
-            it back with ``restore(..., with_metadata=True)`` or :func:`read_metadata`.
+        metadata: JSON-serialisable dict (numpy scalars are stored as Python numbers) kept in
+            the manifest, under its checksum; read it back with ``restore(..., with_metadata=True)`` or :func:`read_metadata`.
         kind: What the checkpoint holds, e.g. ``'detector'``: a save replaces only a checkpoint
             of the same kind, and ``restore(..., kind=...)`` checks it.
 
