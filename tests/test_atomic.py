@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import h0
-from h0 import _checkpoint
+from h0 import _atomic, _checkpoint
 from h0._atomic import (
     MARKER,
     OutputError,
@@ -252,6 +252,59 @@ def test_checkpoint_saves_killed_mid_write_and_mid_swap(tmp_path):
         assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
 
 
+def test_concurrent_writers_each_complete_and_the_last_stays(tmp_path):
+    path = tmp_path / "out"
+    write(path, 1)
+    with atomic_directory(path, kind="report") as slow:
+        write_version(slow, 2)
+        write(path, 3)  # another writer, started later, finishes first: slow's files are kept
+        assert slow.is_dir() and read_version(path) == 3
+    assert read_version(path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_without_the_exchange_the_rename_fallback_is_used(tmp_path, monkeypatch):
+    """A file system without RENAME_EXCHANGE answers EINVAL: the write renames aside instead."""
+    import ctypes
+
+    def renameat2(*args):
+        ctypes.set_errno(errno.EINVAL)
+        return -1
+
+    monkeypatch.setattr(_atomic, "_renameat2", renameat2)
+    stages = []
+    monkeypatch.setattr(_atomic, "_stage", stages.append)
+    path = tmp_path / "out"
+    write(path, 1)
+    write(path, 2)
+    assert read_version(path) == 2
+    assert stages == ["written", "marked", "replaced", "written", "marked", "aside", "replaced"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    monkeypatch.setattr(_atomic, "_stage", lambda name: None)
+    if _atomic._renameat2 is not None and sys.platform.startswith("linux"):
+        monkeypatch.undo()
+        stages = []
+        monkeypatch.setattr(_atomic, "_stage", stages.append)
+        write(path, 3)
+        assert "exchanged" in stages and "aside" not in stages
+
+
+def test_every_file_and_folder_is_fsynced_before_the_swap(tmp_path, monkeypatch):
+    synced = []
+    real = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to name the synced files")
+    monkeypatch.setattr(os, "fsync", fsync)
+    write(tmp_path / "out", 1)
+    names = {Path(p).name for p in synced}
+    assert {"a.txt", "b.txt", "c.bin", "sub", MARKER, tmp_path.name} <= names
+
+
 # --- Never replace what h0 did not write -------------------------------------------------------
 
 
@@ -325,6 +378,11 @@ def test_what_may_be_replaced(tmp_path):
     assert output_kind(old_report) == "report"
     write(old_report, 1)
     assert read_version(old_report) == 1
+    # Kinds compare without an "h0-" prefix or a "-report" suffix.
+    write(old_report, 2, kind="h0-report")
+    assert read_version(old_report) == 2 and output_kind(old_report) == "h0-report"
+    with pytest.raises(TargetExistsError, match="is an h0 report, not an h0 fleet report"):
+        write(old_report, 3, kind="h0-fleet-report")
     # ...but not once a user's file is among them.
     for name in ["scores.csv", "anomalies.json", "report.html", "notes.txt"]:
         (tmp_path / "mixed").mkdir(exist_ok=True)

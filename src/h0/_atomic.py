@@ -19,7 +19,8 @@ system) and then put in place of its target as one unit:
 * Every file and directory is fsynced before the swap, the parent after it; the marker is
   written last, so an output with a marker is complete.
 
-Use one writer per target at a time (a write clears the leftovers of the target's other writes).
+Writes of one target by several processes at once each complete, the last one's output staying:
+a lock beside each temporary marks it as live, so a write clears only the leftovers of killed ones.
 
 Example:
     >>> import tempfile
@@ -54,6 +55,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from h0._errors import UsageError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; other writers' leftovers are cleared anyway
+    fcntl = None
 
 MARKER = ".h0-output.json"
 _MARKER_FORMAT = "h0-output"
@@ -169,6 +175,29 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"kind must be a lower-case word such as 'report'; got {kind!r}.")
 
 
+def _canonical(kind: str) -> str:
+    name = kind.removeprefix("h0-")
+    return name.removesuffix("-report") or name
+
+
+def same_kind(a: str | None, b: str | None) -> bool:
+    """Whether two kinds name the same output.
+
+    An ``h0-`` prefix and a ``-report`` suffix are ignored: ``'h0-report'`` is ``'report'``,
+    ``'h0-fleet-report'`` is ``'fleet'``.
+
+    Example:
+        >>> same_kind('h0-fleet-report', 'fleet'), same_kind('report', 'fleet')
+        (True, False)
+    """
+    return a is not None and b is not None and _canonical(a) == _canonical(b)
+
+
+def _name(kind: str) -> str:
+    """``'h0 fleet report'`` for the kind ``'h0-fleet-report'``: how messages name a kind."""
+    return "h0 " + kind.removeprefix("h0-").replace("-", " ")
+
+
 def check_target(path: str | os.PathLike[str], kind: str) -> Path:
     """Check, before any work, that an h0 output of ``kind`` can be written at ``path``.
 
@@ -177,7 +206,8 @@ def check_target(path: str | os.PathLike[str], kind: str) -> Path:
 
     Args:
         path: The output directory to create or replace.
-        kind: What is written, e.g. ``'checkpoint'``, ``'detector'``, ``'report'``, ``'fleet'``.
+        kind: What is written, e.g. ``'checkpoint'``, ``'detector'``, ``'report'``, ``'fleet'``
+            (compared by :func:`same_kind`).
 
     Returns:
         ``path`` made absolute.
@@ -202,13 +232,13 @@ def check_target(path: str | os.PathLike[str], kind: str) -> Path:
     path = Path(path).absolute()
     if path.is_symlink():
         raise TargetExistsError(
-            f"{path} is a symbolic link; refusing to replace it with an h0 {kind}. "
+            f"{path} is a symbolic link; refusing to replace it with an {_name(kind)}. "
             "Pass the directory it points to, or another path."
         )
     if path.exists():
         if not path.is_dir():
             raise TargetExistsError(
-                f"{path} is a file, not an h0 {kind} directory; refusing to replace it. "
+                f"{path} is a file, not an {_name(kind)} directory; refusing to replace it. "
                 "Choose another path."
             )
         try:
@@ -219,12 +249,12 @@ def check_target(path: str | os.PathLike[str], kind: str) -> Path:
         if found is None:
             more = f" and {len(entries) - 1} more entries" if len(entries) > 1 else ""
             raise TargetExistsError(
-                f"{path} exists but is not an h0 {kind} (it holds {entries[0]!r}{more}, which "
+                f"{path} exists but is not an {_name(kind)} (it holds {entries[0]!r}{more}, which "
                 "h0 did not write); refusing to replace it. Choose another path or remove it."
             )
-        if found != kind:
+        if not same_kind(found, kind):
             raise TargetExistsError(
-                f"{path} is an h0 {found}, not an h0 {kind}; refusing to replace it. "
+                f"{path} is an {_name(found)}, not an {_name(kind)}; refusing to replace it. "
                 "Choose another path or remove it."
             )
     _check_parent(path)
@@ -334,14 +364,45 @@ def _write_marker(root: Path, kind: str) -> None:
     _fsync(root, directory=True)
 
 
-def _put_in_place(tmp: Path, path: Path) -> Path | None:
+def _lock_file(path: Path, token: str) -> Path:
+    return path.parent / f".{path.name}.{_TMP}-{token}.lock"
+
+
+def _lock(path: Path, token: str) -> int | None:
+    """Hold a lock that marks the write ``token`` of ``path`` as live (released if killed)."""
+    if fcntl is None:
+        return None
+    fd = os.open(_lock_file(path, token), os.O_CREAT | os.O_RDWR, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _live(path: Path, sibling: Path) -> bool:
+    """Whether ``sibling`` belongs to a write of ``path`` still running in some process."""
+    match = re.search(r"-([0-9a-f]{32})", sibling.name[len(path.name) + 1 :])
+    if fcntl is None or match is None:
+        return False
+    try:
+        fd = os.open(_lock_file(path, match.group(1)), os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # also releases the lock just taken
+    return False
+
+
+def _put_in_place(tmp: Path, path: Path, aside: Path) -> Path | None:
     """Move the complete ``tmp`` to ``path``; returns where the previous output now is."""
     if path.exists() and _exchange(tmp, path):
         _stage("exchanged")
         return tmp  # the old output now has the temporary name
     old = None
     if path.exists():
-        old = path.parent / f".{path.name}.{_OLD}-{uuid.uuid4().hex}"
+        old = aside
         os.rename(path, old)
         _fsync(path.parent, directory=True)
         _stage("aside")  # the one window (without the exchange) where recover() is needed
@@ -382,13 +443,18 @@ def atomic_directory(path: str | os.PathLike[str], *, kind: str) -> Iterator[Pat
         ('1', ['fleet'])
     """
     path = check_target(path, kind)
-    tmp = path.parent / f".{path.name}.{_TMP}-{uuid.uuid4().hex}"
+    token = uuid.uuid4().hex
+    tmp = path.parent / f".{path.name}.{_TMP}-{token}"
+    aside = path.parent / f".{path.name}.{_OLD}-{token}"
+    lock = None
+    done = False
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-    except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror} ({e.filename}).") from None
-    try:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = _lock(path, token)
+            tmp.mkdir()
+        except OSError as e:
+            raise OutputError(f"cannot write {path}: {e.strerror} ({e.filename}).") from None
         try:
             yield tmp
         except OSError as e:
@@ -403,19 +469,28 @@ def atomic_directory(path: str | os.PathLike[str], *, kind: str) -> Iterator[Pat
             _write_marker(tmp, kind)
             check_target(path, kind)  # it may have changed while the body ran
             _stage("marked")
-            old = _put_in_place(tmp, path)
+            old = _put_in_place(tmp, path, aside)
             _fsync(path.parent, directory=True)
         except OSError as e:
             raise OutputError(f"cannot write {path}: {e.strerror} ({e.filename}).") from e
-    except BaseException:
-        for leftover in [tmp, *(p for p in _siblings(path, _TMP) if p.name.startswith(tmp.name))]:
-            _remove(leftover)
-        raise
-    _stage("replaced")
-    if old is not None:
-        _remove(old)
-    for stale in [*_siblings(path, _OLD), *_siblings(path, _TMP)]:
-        _remove(stale)
+        done = True
+        _stage("replaced")
+        if old is not None:
+            _remove(old)
+        # Leftovers of killed writes of ``path``; those of writes still running are theirs.
+        for stale in [*_siblings(path, _OLD), *_siblings(path, _TMP)]:
+            if token not in stale.name and not _live(path, stale):
+                _remove(stale)
+    finally:
+        if not done and aside.exists() and not path.exists():
+            with contextlib.suppress(OSError):  # failed between the renames: put the old back
+                os.rename(aside, path)
+        for leftover in _siblings(path, _TMP):  # this write's: its directory, orbax's, the lock
+            if token in leftover.name and leftover != _lock_file(path, token):
+                _remove(leftover)
+        if lock is not None:
+            os.close(lock)
+            _remove(_lock_file(path, token))
 
 
 def recover(path: str | os.PathLike[str], kind: str | None = None) -> Path:
@@ -448,10 +523,12 @@ def recover(path: str | os.PathLike[str], kind: str | None = None) -> Path:
     candidates = [
         old
         for old in reversed(_siblings(path, _OLD))
-        if output_kind(old) is not None and (kind is None or output_kind(old) == kind)
+        if output_kind(old) is not None and (kind is None or same_kind(output_kind(old), kind))
     ]
     if not candidates:
         return path
+    if _live(path, candidates[0]):
+        return candidates[0]  # a write running now moved it aside: read it there, leave it
     try:
         os.rename(candidates[0], path)
     except OSError:

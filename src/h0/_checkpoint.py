@@ -28,7 +28,14 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from h0._atomic import MARKER, TargetExistsError, atomic_directory, output_kind, recover
+from h0._atomic import (
+    MARKER,
+    TargetExistsError,
+    atomic_directory,
+    output_kind,
+    recover,
+    same_kind,
+)
 from h0._typing import PyTree
 
 MANIFEST = "h0_checkpoint.json"
@@ -311,7 +318,7 @@ def _open(path: str | os.PathLike, kind: str | None) -> tuple[Path, dict[str, An
     manifest = _read_manifest(path)
     if kind is not None:
         found = output_kind(path)
-        if found != kind:
+        if not same_kind(found, kind):
             raise ValueError(f"{path} is an h0 {found}, not an h0 {kind}.")
     return path, manifest
 
