@@ -174,7 +174,7 @@ def save(
     The write is atomic (:func:`h0._atomic.atomic_directory`): everything goes to a temporary
     directory beside ``path``, which replaces ``path`` in one step only when complete; a process
     killed at any point leaves the previous checkpoint for :func:`restore`. The next save clears
-    what killed saves left behind. Use one writer per ``path``.
+    what killed saves left behind.
 
     Args:
         path: The checkpoint directory to create (or replace).
