@@ -264,6 +264,26 @@ def test_concurrent_writers_each_complete_and_the_last_stays(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def test_a_reader_during_a_live_writers_renames_reads_the_old_output_where_it_is(
+    tmp_path, monkeypatch
+):
+    path = tmp_path / "out"
+    write(path, 1)
+    monkeypatch.setattr(_atomic, "_exchange", lambda a, b: False)
+    found = []
+
+    def stage(name):
+        if name == "aside":  # the writer is alive: recover() must not take its old output back
+            found.append(recover(path, "report"))
+            found.append(read_version(found[0]))
+
+    monkeypatch.setattr(_atomic, "_stage", stage)
+    write(path, 2)
+    assert found[0].name.startswith(".out.h0-old-") and found[1] == 1
+    assert read_version(path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 def test_without_the_exchange_the_rename_fallback_is_used(tmp_path, monkeypatch):
     """A file system without RENAME_EXCHANGE answers EINVAL: the write renames aside instead."""
     import ctypes
