@@ -18,7 +18,7 @@ import pytest
 from flax import nnx
 
 import h0
-from h0 import _checkpoint
+from h0 import _atomic, _checkpoint
 from h0 import nnx as h0nnx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -225,7 +225,7 @@ LIKE = {"w": jnp.zeros(4), "step": 0}
 def test_a_failed_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     path = h0.save(tmp_path / "ckpt", OLD)
 
-    def crash(root, tree):
+    def crash(root, *_):
         (root / "partial").write_bytes(b"half a file")
         raise OSError("disk full")
 
@@ -237,23 +237,27 @@ def test_a_failed_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
 
 
 def test_a_crash_between_the_renames_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    """Without renameat2's exchange, the old checkpoint is renamed aside before the new one is
+    renamed in. An exception in between puts it back; a kill in between (see test_atomic.py)
+    leaves it aside, and restore puts it back."""
     path = h0.save(tmp_path / "ckpt", OLD)
-    real_rename = _checkpoint._rename
-    calls = []
+    monkeypatch.setattr(_atomic, "_exchange", lambda a, b: False)
 
-    def rename(src, dst):
-        calls.append(dst)
-        if len(calls) == 2:  # old moved aside, new not yet in place
+    def stage(name):
+        if name == "aside":  # old moved aside, new not yet in place
+            assert not path.exists()
+            assert [p.name[:13] for p in tmp_path.iterdir() if p.name != "ckpt"].count(
+                ".ckpt.h0-old-"
+            ) == 1
             raise KeyboardInterrupt
-        real_rename(src, dst)
 
-    monkeypatch.setattr(_checkpoint, "_rename", rename)
+    monkeypatch.setattr(_atomic, "_stage", stage)
     with pytest.raises(KeyboardInterrupt):
         h0.save(path, NEW)
-    monkeypatch.setattr(_checkpoint, "_rename", real_rename)
-    assert not path.exists()
+    monkeypatch.setattr(_atomic, "_stage", lambda name: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # renamed back
     assert h0.restore(path, like=LIKE)["step"] == 1
-    h0.save(path, NEW)  # the next save succeeds and clears the leftovers
+    h0.save(path, NEW)
     assert h0.restore(path, like=LIKE)["step"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
 
@@ -263,8 +267,8 @@ def test_a_process_killed_mid_save_leaves_the_previous_checkpoint(tmp_path):
     script = textwrap.dedent(
         f"""
         import os, jax.numpy as jnp, h0
-        from h0 import _checkpoint
-        def die(root, tree):
+        from h0 import _atomic, _checkpoint
+        def die(root, *_):
             (root / "partial").write_bytes(b"x")
             os._exit(9)  # killed: no cleanup, no exception handling
         _checkpoint._write_manifest = die

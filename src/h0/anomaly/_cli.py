@@ -197,18 +197,21 @@ def _config_from(args: argparse.Namespace, fleet: bool) -> _config.DetectorConfi
         raise UsageError(f"{_config.flag(error.field)}: {error}") from None
 
 
-def _check_outputs(args: argparse.Namespace) -> None:
-    """Refuse, before any work, outputs that would replace something that is not h0's."""
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a directory.")
+def _check_outputs(args: argparse.Namespace, fleet: bool) -> None:
+    """Refuse, before any work, outputs that would replace what is not h0's or cannot be written."""
+    from h0._atomic import check_target
+    from h0.anomaly._detector import DETECTOR_KIND
+    from h0.anomaly._report import FLEET_KIND, REPORT_KIND
+
+    try:
+        check_target(Path(args.out), FLEET_KIND if fleet else REPORT_KIND)
+    except UsageError as error:
+        raise UsageError(f"--out: {error}") from None
     if args.save_model:
-        model = Path(args.save_model)
-        if model.exists() and not (model.is_dir() and (model / "h0_checkpoint.json").is_file()):
-            raise UsageError(
-                f"--save-model {model}: exists and is not a saved h0 detector; refusing to "
-                "replace it (choose another path)."
-            )
+        try:
+            check_target(Path(args.save_model), DETECTOR_KIND)
+        except UsageError as error:
+            raise UsageError(f"--save-model: {error}") from None
 
 
 def run_detect(args: argparse.Namespace) -> int:
@@ -219,7 +222,7 @@ def run_detect(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     fleet = len(args.csv) > 1 or bool(args.csv and Path(args.csv[0]).is_dir())
     config = _config_from(args, fleet)
-    _check_outputs(args)
+    _check_outputs(args, fleet)
 
     bundled = not args.csv
     if bundled:

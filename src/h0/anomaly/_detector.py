@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import json
 import math
 import os
 from collections.abc import Callable
@@ -32,8 +31,8 @@ from jax.sharding import Mesh
 from sklearn.base import BaseEstimator
 
 from h0 import _parallel as hp
-from h0.anomaly._alarms import AlarmRule, decide
 from h0.anomaly import _config
+from h0.anomaly._alarms import AlarmRule, decide
 from h0.anomaly._config import DetectorConfig
 from h0.anomaly._io import as_values
 from h0.anomaly._model import EncDecAD
@@ -43,6 +42,8 @@ from h0.anomaly._scoring import Calibration, fit_calibration, score_features, sp
 from h0.anomaly._train import make_residual_fn, optimizer, train_step
 
 _FORMAT = "h0-gru-autoencoder-detector/2"
+#: The kind of output directory :meth:`GRUAutoencoderDetector.save` writes (see ``h0._atomic``).
+DETECTOR_KIND = "detector"
 #: Standardised values are clipped to this magnitude before the network (float32 stays finite).
 INPUT_CLIP = 1e6
 #: Fewest held-out windows the calibration uses alone; with fewer, it uses every training window.
@@ -555,7 +556,8 @@ class GRUAutoencoderDetector(BaseEstimator):
 
         The checkpoint holds the parameters, the standardisation, the training series and their
         error features (from which :meth:`load` re-fits the deterministic calibration), and the
-        settings. A directory that is not an h0 checkpoint is never replaced.
+        settings, every file checksummed. The old model is swapped out in one step (a killed save
+        leaves it loadable); a file or a directory that is not a saved detector is never replaced.
         """
         from h0._checkpoint import save
 
@@ -572,12 +574,8 @@ class GRUAutoencoderDetector(BaseEstimator):
         for i in range(self.n_series_):
             arrays[f"s{i}_values"] = self._train_values[i]
             arrays[f"s{i}_features"] = self._train_features[i]
-        tree = {
-            "params": jax.tree.map(np.asarray, self.params_),
-            "arrays": arrays,
-            "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),
-        }
-        return save(path, tree)
+        tree = {"params": jax.tree.map(np.asarray, self.params_), "arrays": arrays}
+        return save(path, tree, metadata=meta, kind=DETECTOR_KIND)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> GRUAutoencoderDetector:
@@ -585,9 +583,8 @@ class GRUAutoencoderDetector(BaseEstimator):
         from h0._checkpoint import restore
 
         path = Path(path).absolute()
-        tree = restore(path)
+        tree, meta = restore(path, with_metadata=True, kind=DETECTOR_KIND)
         try:
-            meta = json.loads(np.asarray(tree["meta"], np.uint8).tobytes().decode())
             if meta.get("format") != _FORMAT:
                 raise ValueError(f"unknown format {meta.get('format')!r}; expected {_FORMAT!r}")
             det = cls(**meta["settings"])
