@@ -40,7 +40,7 @@ def test_save_refuses_a_user_directory_and_a_file(saved, tmp_path):
     user = tmp_path / "thesis"
     (user / "sub").mkdir(parents=True)
     (user / "thesis.txt").write_text("two years of work")
-    with pytest.raises(ValueError, match="refusing|not an h0"):
+    with pytest.raises(ValueError, match=r"refusing|not an h0"):
         det.save(user)
     assert (user / "thesis.txt").read_text() == "two years of work" and (user / "sub").is_dir()
     file = tmp_path / "notes.txt"
