@@ -87,8 +87,31 @@ def test_negative_threshold_has_no_hysteresis_below_it():
 def test_nab_shape_brute_force(window):
     rng = np.random.default_rng(window)
     s = rng.gamma(1.0, size=60)
-    got = nab_shape(s, window)
+    got = nab_shape(s, window=window)
     for i in range(60):
         prev = s[max(0, i - window) : i]
         kept = s[i] if (prev.size == 0 or s[i] > prev.max() + 1e-12) else 0.0
         assert got[i] == pytest.approx(kept / (kept + 3.0))
+
+
+def test_relative_score_brute_force():
+    from h0.anomaly._alarms import relative
+
+    rng = np.random.default_rng(3)
+    s = rng.gamma(1.0, size=300)
+    got = relative(s, window=50, min_points=20)
+    for t in (0, 19, 20, 21, 120, 299):
+        past = s[max(0, t - 50) : t]
+        if len(past) < 20:
+            assert got[t] == 0.0
+            continue
+        q1, med, q3 = np.quantile(past, [0.25, 0.5, 0.75])
+        assert got[t] == pytest.approx((s[t] - med) / (q3 - q1), rel=1e-9)
+
+
+def test_running_range_rule_is_a_novelty_rule():
+    from h0.anomaly._alarms import running_range_flags
+
+    x = np.r_[np.linspace(0, 1, 200), 1.2, 1.1, 1.25, 1.27, -0.5][:, None]
+    flags = running_range_flags(x, margin=0.05, warmup=100)
+    assert flags[200:].astype(int).tolist() == [1, 0, 0, 1, 1]

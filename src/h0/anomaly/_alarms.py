@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 
 from h0.anomaly._reportdata import Event
 
@@ -159,18 +160,87 @@ def decide(
     return labels, onsets, shifted, state
 
 
-def nab_shape(scores: np.ndarray, window: int = 400) -> np.ndarray:
-    """NAB's alarm shaping: keep a score where it beats every score of the last ``window``, else 0.
+def running_range_flags(values: np.ndarray, margin: float = 0.05, warmup: int = 100) -> np.ndarray:
+    """Points beyond the running min/max (all earlier points) by more than ``margin`` of its range.
 
-    The kept scores are squashed into ``[0, 1)`` as ``s / (s + 3)`` (3 decades give 0.5), the
-    range NAB's threshold sweep expects.
+    The rule fires from point ``warmup`` on; it is a novelty rule (each new extreme fires once).
+
+    Example:
+        >>> running_range_flags(np.r_[np.zeros(100), 1.0, 0.0, 5.0][:, None]).astype(int).tolist()[-3:]
+        [1, 0, 1]
+    """
+    values = np.asarray(values, np.float64).reshape(len(values), -1)
+    lo = np.minimum.accumulate(values, axis=0)
+    hi = np.maximum.accumulate(values, axis=0)
+    before_lo = np.concatenate([np.full((1, values.shape[1]), np.inf), lo[:-1]])
+    before_hi = np.concatenate([np.full((1, values.shape[1]), -np.inf), hi[:-1]])
+    span = margin * (before_hi - before_lo)
+    with np.errstate(invalid="ignore"):
+        outside = (values > before_hi + span) | (values < before_lo - span)
+    return outside.any(axis=1) & (np.arange(len(values)) >= max(warmup, 1))
+
+
+def onsets_only(scores: np.ndarray, window: int = 400) -> np.ndarray:
+    """Keep a score where it beats every score of the previous ``window`` points, else 0.
+
+    Example:
+        >>> onsets_only(np.array([0.0, 3.0, 2.0, 6.0, 1.0]), window=2).tolist()
+        [0.0, 3.0, 0.0, 6.0, 0.0]
+    """
+    scores = np.asarray(scores, np.float64)
+    padded = np.concatenate([np.full(window, -np.inf), scores])
+    previous = np.lib.stride_tricks.sliding_window_view(padded[:-1], window).max(axis=1)
+    return np.where(
+        scores > previous + 1e-12 * np.abs(np.where(np.isfinite(previous), previous, 0)) + 1e-12,
+        scores,
+        0.0,
+    )
+
+
+def relative(scores: np.ndarray, window: int = 4000, min_points: int = 100) -> np.ndarray:
+    """How far a score stands out from the previous ``window`` scores: ``(s - median) / IQR``.
+
+    Causal (the statistics of points ``t - window .. t - 1``); 0 before ``min_points`` points.
+
+    Example:
+        >>> r = relative(np.r_[np.tile([0.0, 1.0], 100), 9.0], window=100, min_points=10)
+        >>> float(r[-1])
+        8.5
+    """
+    s = pd.Series(np.asarray(scores, np.float64))
+    roll = s.rolling(window, min_periods=min_points)
+    median = roll.median().shift(1)
+    iqr = (roll.quantile(0.75) - roll.quantile(0.25)).shift(1)
+    out = (s - median) / np.maximum(iqr, 1e-6)
+    return np.nan_to_num(out.to_numpy(), nan=0.0)
+
+
+def nab_shape(
+    scores: np.ndarray,
+    values: np.ndarray | None = None,
+    *,
+    window: int = 400,
+    trailing: int | None = None,
+    range_margin: float | None = None,
+) -> np.ndarray:
+    """NAB's alarm shaping of a dense score, squashed into ``[0, 1)`` for NAB's threshold sweep.
+
+    NAB rewards the first detection in a window and charges every later point above the threshold,
+    so only onsets are kept (:func:`onsets_only`). With ``trailing``, the score is first made
+    relative to its own recent past (:func:`relative`), so slow drift after training does not read
+    as one long anomaly; with ``range_margin`` (and ``values``), points beyond the running range
+    (:func:`running_range_flags`) score above everything else. The kept value ``x`` becomes
+    ``x / (x + 3)``; range points 0.99.
 
     Example:
         >>> nab_shape(np.array([0.0, 3.0, 2.0, 6.0, 1.0]), window=2).round(3).tolist()
         [0.0, 0.5, 0.0, 0.667, 0.0]
     """
-    scores = np.maximum(np.asarray(scores, np.float64), 0.0)
-    padded = np.concatenate([np.full(window, -np.inf), scores])
-    previous = np.lib.stride_tricks.sliding_window_view(padded[:-1], window).max(axis=1)
-    kept = np.where(scores > previous + 1e-12, scores, 0.0)
-    return kept / (kept + 3.0)
+    s = np.maximum(np.asarray(scores, np.float64), 0.0)
+    if trailing:
+        s = np.maximum(relative(s, trailing), 0.0)
+    kept = onsets_only(s, window)
+    out = kept / (kept + 3.0)
+    if range_margin is not None and values is not None:
+        out = np.where(running_range_flags(values, range_margin), 0.99, out)
+    return out

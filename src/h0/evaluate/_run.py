@@ -66,13 +66,20 @@ class H0GRUScorer:
         config = DetectorConfig.from_flat(
             initial_state=self.initial_state, seed=self.seed, **settings
         )
-        detector, (run,) = detect(SeriesInput("nab", values, train_end), config)
-        out = {"dense": run.scores, "onset": nab_shape(run.scores)}
-        if self.range_variants and not config.scoring.range_rule:
-            ranged = detector.with_scoring(range_rule=True)
-            dense = np.concatenate([ranged.decision_scores_, ranged.score(values[train_end:])])
-            out.update({"range": dense, "range-onset": nab_shape(dense)})
-        return out
+        _, (run,) = detect(SeriesInput("nab", values, train_end), config)
+        return {
+            "dense": run.scores,
+            "onset": nab_shape(run.scores),
+            **(
+                {
+                    "rel": nab_shape(run.scores, trailing=4000),
+                    "range": nab_shape(run.scores, values, range_margin=0.05),
+                    "rel-range": nab_shape(run.scores, values, trailing=4000, range_margin=0.05),
+                }
+                if self.range_variants
+                else {}
+            ),
+        }
 
 
 @dataclasses.dataclass(frozen=True)
