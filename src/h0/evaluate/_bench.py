@@ -473,9 +473,11 @@ def run_bench(
     config: BenchConfig,
     *,
     root: Path | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[dict], None] | None = None,
 ) -> dict[str, Any]:
     """Run every selected (dataset, detector, seed) and summarise.
+
+    ``progress`` is called with each run's row as it finishes.
 
     Returns:
         ``{"config", "machine", "seconds", "runs": [...], "summary": ..., "nab_standard": ...}``;
@@ -486,12 +488,12 @@ def run_bench(
     seeds = config.seeds[:1] if config.quick else config.seeds
     epochs = 1 if config.quick and config.epochs is None else config.epochs
     started = time.perf_counter()
-    runs, loaded = [], {}
-    for ref in refs:
-        ds = ref.load()
-        loaded[ds.name] = ds
-        for name in config.detectors:
-            for seed in seeds:
+    runs: list[dict] = []
+    loaded = {ref.name: ref.load() for ref in refs}
+    # Seeds outermost: an interrupted run still has whole seeds.
+    for seed in seeds:
+        for ds in loaded.values():
+            for name in config.detectors:
                 det = make_detector(
                     name, seed, epochs=epochs, quantile=config.quantile, gap=config.gap
                 )
@@ -510,7 +512,7 @@ def run_bench(
                     }
                 )
                 if progress is not None:
-                    progress(f"{ds.name} {name} seed {seed}")
+                    progress(runs[-1])
     nab = _nab_scores(runs, loaded) if config.nab_score else {}
     for r in runs:
         r.pop("train_scores")
@@ -696,10 +698,31 @@ def _command(args: argparse.Namespace) -> int:
 
     total = len(select(config, args.root)) * len(config.detectors)
     total *= 1 if config.quick else len(config.seeds)
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("h0 bench", total=total)
-        result = run_bench(config, root=args.root, progress=lambda _: bar.advance(task))
-    write_json(Path(args.out) / "bench.json", result)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = (out / "runs.jsonl").open("w")  # each run as it finishes: survives an interruption
+    done = iter(range(1, total + 1))
+
+    def record(row: dict) -> None:
+        keep = {k: v for k, v in row.items() if k not in ("scores", "train_scores")}
+        log.write(json.dumps(keep, default=float) + "\n")
+        log.flush()
+        if not sys.stderr.isatty():  # a log file: one line per run instead of a bar
+            line = f"[{next(done)}/{total}] {row['dataset']} {row['detector']} seed {row['seed']}"
+            print(f"{line} fit {row['fit_s']:.1f} s", file=sys.stderr, flush=True)
+
+    with log:
+        if not sys.stderr.isatty():
+            result = run_bench(config, root=args.root, progress=record)
+        else:
+            with Progress(console=Console(stderr=True), transient=True) as bar:
+                task = bar.add_task("h0 bench", total=total)
+                result = run_bench(
+                    config,
+                    root=args.root,
+                    progress=lambda row: (record(row), bar.advance(task)),
+                )
+    write_json(out / "bench.json", result)
     print(format_tables(result))
     print(f"\n{len(result['runs'])} runs in {result['seconds']} s; wrote {args.out}/bench.json")
     return 0
