@@ -103,8 +103,23 @@ def test_causal_baseline_scores_the_continuation_with_the_quantile_rule() -> Non
     full = model.score(x, 300)
     np.testing.assert_allclose(det.score(x[300:]), full[300:])
     assert det.threshold_ == pytest.approx(np.quantile(model.score(x[:300], 300), 0.9))
-    np.testing.assert_array_equal(det.predict(x[300:]), full[300:] >= det.threshold_)
+    np.testing.assert_array_equal(det.predict(x[300:]), full[300:] > det.threshold_)
     assert isinstance(det, bench.BenchDetector)
+
+
+class _ZerosThenSpike:
+    """Scores 0 everywhere but where the value exceeds 3 (like h0's onset-staged scores)."""
+
+    def score(self, values, train_end):
+        return np.where(np.abs(values[:, 0]) > 3, 1.0, 0.0)
+
+
+def test_rule_is_strict_so_zero_scores_never_fire() -> None:
+    det = bench.CausalBaseline(_ZerosThenSpike()).fit(np.zeros(100))
+    assert det.threshold_ == 0.0
+    test = np.zeros(50)
+    test[20] = 5.0
+    assert det.predict(test).tolist() == [int(i == 20) for i in range(50)]
 
 
 class _FakeDetector:
@@ -159,7 +174,7 @@ def test_evaluate_metrics_equal_direct_computation() -> None:
     row = bench.evaluate(ds, det, gap=5, max_buffer=10)
     scores = baselines.RollingZScore(window=100).score(np.r_[ds.train, ds.test], 1000)[1000:]
     threshold = np.quantile(baselines.RollingZScore(window=100).score(ds.train, 1000), 0.99)
-    pred = (scores >= threshold).astype(np.int8)
+    pred = (scores > threshold).astype(np.int8)
     assert row["auc_pr"] == pytest.approx(metrics.auc_pr(ds.labels, scores))
     assert row["vus_pr"] == pytest.approx(metrics.vus_pr(ds.labels, scores, max_buffer=10))
     assert row["point_f1"] == pytest.approx(metrics.point_f1(ds.labels, pred, 0.5))

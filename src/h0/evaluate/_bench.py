@@ -8,7 +8,8 @@
 :mod:`h0.evaluate.baselines` by :class:`CausalBaseline`, whose ``predict`` is the common rule:
 
 **The common threshold rule**: threshold = the ``quantile`` (0.99) of the detector's scores on its
-own training part; ``predict`` = ``score >= threshold``; events = runs of ``predict`` merged when
+own training part; ``predict`` = ``score > threshold`` (strict: h0's staged scores are 0 on
+most training points, and ``>=`` a threshold of 0 would flag every point); events = runs of ``predict`` merged when
 at most ``gap`` (20) rows apart. Every detector, h0 included, is *also* measured with this rule
 (``point_f1_q``, ``event_f1_q``), so that a threshold choice is never mistaken for a better score.
 
@@ -81,6 +82,7 @@ TABLE_METRICS = {
     "event_f1_q": "evF1@q",
     "all_ones_f1": "all-ones F1",
     "alarms_per_1k": "alarms/1k",
+    "flagged_share": "flagged",
 }
 
 
@@ -150,7 +152,8 @@ class CausalBaseline:
     """A ``score(values, train_end)`` baseline behind the bench contract, with the common rule.
 
     ``fit`` keeps the training part and scores it (the threshold is the ``quantile`` of those
-    scores); ``score(test)`` scores ``train`` followed by ``test`` causally and returns the
+    scores; ``predict`` is ``score > threshold``); ``score(test)`` scores ``train`` followed by
+    ``test`` causally and returns the
     ``test`` part. The last scores are memoised, so ``score``, ``predict`` and ``alarms`` on the same
     ``test`` score once.
 
@@ -189,8 +192,8 @@ class CausalBaseline:
         return self._memo[1]
 
     def predict(self, test: np.ndarray) -> np.ndarray:
-        """0/1 per point: ``score >= threshold_``."""
-        return (self.score(test) >= self.threshold_).astype(np.int64)
+        """0/1 per point: ``score > threshold_``."""
+        return (self.score(test) > self.threshold_).astype(np.int64)
 
     def alarms(self, test: np.ndarray) -> list[Event]:
         """Runs of :meth:`predict` merged within ``gap``."""
@@ -341,7 +344,7 @@ def evaluate(
         )
     train_scores = np.asarray(getattr(detector, "train_scores_", detector.score(ds.train)))
     threshold_q = float(np.quantile(train_scores, quantile))
-    predictions_q = (scores >= threshold_q).astype(np.int8)
+    predictions_q = (scores > threshold_q).astype(np.int8)
     events_q = events_from_predictions(predictions_q, scores, gap)
     ev = np.array([[e.start, e.end] for e in events], np.int64).reshape(-1, 2)
     ev_q = np.array([[e.start, e.end] for e in events_q], np.int64).reshape(-1, 2)
