@@ -588,7 +588,7 @@ def format_tables(result: dict) -> str:
     lines = []
     for family, cells in result["summary"].items():
         first = next(iter(cells.values()))
-        n = max((v.get("datasets", 0) for v in first.values() if isinstance(v, dict)), default=0)
+        n = first.get("auc_pr", {}).get("datasets", 0)
         lines.append(f"\n**{family}** ({n} labelled datasets; alarms/1k over all)\n")
         columns = [*TABLE_METRICS.values(), "fit s"]
         has_nab = any("nab_standard" in c for c in cells.values())
@@ -596,7 +596,11 @@ def format_tables(result: dict) -> str:
             columns.append("NAB std")
         lines.append("| detector | " + " | ".join(columns) + " |")
         lines.append("|---" * (len(columns) + 1) + "|")
-        for detector, cell in cells.items():
+        order = sorted(
+            cells, key=lambda d: DETECTORS.index(d) if d in DETECTORS else len(DETECTORS)
+        )
+        for detector in order:
+            cell = cells[detector]
             parts = []
             for metric in (*TABLE_METRICS, "fit_s") + (("nab_standard",) if has_nab else ()):
                 v = cell.get(metric)
