@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from h0._errors import UsageError
 from h0.anomaly._cli import add_parser as add_detect_parser
+from h0.evaluate._bench import add_parser as add_bench_parser
 from h0.evaluate._cli import add_parser as add_nab_parser
 from h0.evaluate._cli import add_study_parser
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_detect_parser(subparsers)
     add_nab_parser(subparsers)
     add_study_parser(subparsers)
+    add_bench_parser(subparsers)
     return parser
 
 
