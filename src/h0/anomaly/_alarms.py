@@ -215,6 +215,11 @@ def relative(scores: np.ndarray, window: int = 4000, min_points: int = 100) -> n
     return np.nan_to_num(out.to_numpy(), nan=0.0)
 
 
+#: The NAB writer's shaping (chosen on NAB's dev half by ``benchmarks/nab_shaping.py``; see
+#: docs/nab.md): scores relative to the previous 2000, the running range rule, onsets over 400.
+NAB_SHAPING = {"window": 400, "trailing": 2000, "range_margin": 0.05}
+
+
 def nab_shape(
     scores: np.ndarray,
     values: np.ndarray | None = None,

@@ -83,8 +83,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "OUT/results/<detector>/<folder>/<detector>_<file>.csv in NAB's layout and score it "
             "with thresholds optimised over the corpus. h0-gru, h0-untrained and zscore write one "
             "results folder per variant from one trained network per series: dense (the "
-            "library's score), onset (shaped for NAB's cost model: kept where it beats the "
-            "previous 400 scores) and, for h0, range / range-onset (the range rule on)."
+            "library's score) and nab (shaped for NAB's cost model: relative to the previous "
+            "2000 scores, the running range rule, kept where it beats the previous 400)."
         ),
     )
     run.add_argument("--detector", default="h0-gru", help="one of: " + ", ".join(_DETECTORS))

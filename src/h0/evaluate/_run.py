@@ -20,14 +20,14 @@ import numpy as np
 import pandas as pd
 
 from h0._errors import UsageError
+from h0.anomaly._alarms import NAB_SHAPING, nab_shape
 from h0.evaluate import _baselines as baselines
 from h0.evaluate import _metrics as metrics
 from h0.evaluate._nab import NabCorpus, NabResults, probation_length, score_corpus
 
 #: What each scorer returns per series: the dense score, and the score shaped for NAB's cost
-#: model (:func:`h0.anomaly.nab_shape`: kept only where it beats the previous 400 scores).
-#: h0's detector adds ``range`` / ``range-onset``: the same network with the range rule on.
-VARIANTS = ("dense", "onset")
+#: model (``nab``: :func:`h0.anomaly.nab_shape` with :data:`h0.anomaly._alarms.NAB_SHAPING`).
+VARIANTS = ("dense", "nab")
 
 
 class SeriesScorer(Protocol):
@@ -45,19 +45,17 @@ class H0GRUScorer:
         seed: Training seed.
         untrained: Keep the network at its random initialisation (a baseline that shows what
             training contributes); the calibration is still fitted.
-        range_variants: Also return the variants with the range rule on.
         options: Further detector settings.
     """
 
     initial_state: str = "learned"
     seed: int = 0
     untrained: bool = False
-    range_variants: bool = True
     options: tuple[tuple[str, Any], ...] = ()
 
     def __call__(self, values: np.ndarray, train_end: int) -> dict[str, np.ndarray]:
         """Fit on ``values[:train_end]`` and score every row: dense and NAB-shaped variants."""
-        from h0.anomaly import DetectorConfig, nab_shape
+        from h0.anomaly import DetectorConfig
         from h0.anomaly._run import SeriesInput, detect
 
         settings = dict(self.options)
@@ -67,24 +65,12 @@ class H0GRUScorer:
             initial_state=self.initial_state, seed=self.seed, **settings
         )
         _, (run,) = detect(SeriesInput("nab", values, train_end), config)
-        return {
-            "dense": run.scores,
-            "onset": nab_shape(run.scores),
-            **(
-                {
-                    "rel": nab_shape(run.scores, trailing=4000),
-                    "range": nab_shape(run.scores, values, range_margin=0.05),
-                    "rel-range": nab_shape(run.scores, values, trailing=4000, range_margin=0.05),
-                }
-                if self.range_variants
-                else {}
-            ),
-        }
+        return {"dense": run.scores, "nab": nab_shape(run.scores, values, **NAB_SHAPING)}
 
 
 @dataclasses.dataclass(frozen=True)
 class StagedBaselineScorer:
-    """A rolling z-score (window 100), dense and shaped for NAB like h0's score.
+    """A rolling z-score (window 100), dense and shaped for NAB exactly like h0's score.
 
     Attributes:
         name: ``'zscore'``.
@@ -94,12 +80,10 @@ class StagedBaselineScorer:
 
     def __call__(self, values: np.ndarray, train_end: int) -> dict[str, np.ndarray]:
         """The dense baseline score and its NAB-shaped variant."""
-        from h0.anomaly import nab_shape
-
         if self.name != "zscore":
             raise ValueError(f"no staged baseline called {self.name!r}")
         raw = baselines.RollingZScore(window=100).score(values, train_end)
-        return {"dense": raw, "onset": nab_shape(raw)}
+        return {"dense": raw, "nab": nab_shape(raw, values, **NAB_SHAPING)}
 
 
 @dataclasses.dataclass(frozen=True)

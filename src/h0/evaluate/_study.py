@@ -325,10 +325,10 @@ def nab_study(
     for name in strategies:
         for seed in seeds:
             scorer = _run.H0GRUScorer(
-                name, seed, range_variants=False, options=tuple(sorted(options.items()))
+                name, seed, options=tuple(sorted(options.items()))
             )
             variants = _run.run_corpus(scorer, corpus, workers=workers)
-            scores = variants["onset"]
+            scores = variants["nab"]
             nab = score_corpus(NabResults("h0-gru", scores), corpus, profiles=["standard"])
             standard = nab["standard"].score
             vus = _run.mean_vus_pr(variants["dense"], corpus)
