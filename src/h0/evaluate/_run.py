@@ -137,7 +137,7 @@ def make_scorer(
 
     Example:
         >>> make_scorer('zscore')(np.sin(np.arange(300.0))[:, None], 100).keys()
-        dict_keys(['dense', 'onset'])
+        dict_keys(['dense', 'nab'])
     """
     if detector == "h0-gru":
         return H0GRUScorer(initial_state, seed, options=tuple(sorted(options.items())))
