@@ -96,3 +96,11 @@ def test_with_scoring_accepts_only_settings_that_leave_the_network():
     names = set(_config.scoring_names())
     assert {"threshold", "refractory", "tail_quantile"} <= names
     assert not names & {"window", "hidden", "epochs", "error_span"}
+
+
+def test_docs_settings_table_is_generated_from_the_config():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "detect.md"
+    text = docs.read_text()
+    assert _config.with_table(text) == text, "regenerate the table: see _config.with_table"

@@ -230,7 +230,7 @@ class ScoringConfig(_Group):
     range_rule: bool = setting(
         False,
         "a value beyond the training range by more than --range-margin of it scores at least "
-        "the alarm threshold",
+        "10 decades",
         check=boolean,
     )
     range_margin: float = setting(
@@ -303,7 +303,9 @@ def defaults() -> dict[str, Any]:
 
 def scoring_names() -> tuple[str, ...]:
     """Settings that leave the trained network alone (``with_scoring`` may change them)."""
-    return tuple(f.name for g, f in fields() if g in ("scoring", "alarms") and f.name != "error_span")
+    return tuple(
+        f.name for g, f in fields() if g in ("scoring", "alarms") and f.name != "error_span"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -336,7 +338,9 @@ class DetectorConfig:
         names = setting_names()
         unknown = sorted(set(settings) - set(names))
         if unknown:
-            raise TypeError(f"unknown detector setting(s) {unknown}; the settings are {list(names)}.")
+            raise TypeError(
+                f"unknown detector setting(s) {unknown}; the settings are {list(names)}."
+            )
         groups = {}
         for group, kind in GROUPS.items():
             names = {f.name for f in dataclasses.fields(kind)}
@@ -432,3 +436,37 @@ def add_arguments(
 def given(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given on the command line (those not ``None``)."""
     return {n: getattr(args, n) for n in setting_names() if getattr(args, n, None) is not None}
+
+
+def markdown_table() -> str:
+    """Every setting as a markdown table (docs/detect.md embeds it; a test keeps them equal).
+
+    Example:
+        >>> print(markdown_table().splitlines()[0])
+        | group | setting (`h0 detect` flag) | default | meaning |
+    """
+    lines = ["| group | setting (`h0 detect` flag) | default | meaning |", "|---|---|---|---|"]
+    for group, name, default, meta in iter_settings():
+        shown = (
+            "none" if default is None else repr(default) if isinstance(default, str) else default
+        )
+        if isinstance(default, bool):
+            option = flag(("no_" if default else "") + name)
+        else:
+            option = flag(name)
+        option = f"`{name}` (`{option}`)" if meta.cli else f"`{name}` (Python only)"
+        lines.append(f"| {group} | {option} | {shown} | {meta.help} |")
+    return "\n".join(lines)
+
+
+_TABLE_START, _TABLE_END = "<!-- settings-table -->", "<!-- /settings-table -->"
+
+
+def with_table(text: str) -> str:
+    """``text`` with the block between the settings-table markers replaced by :func:`markdown_table`.
+
+    Update the docs with
+    ``python -c "import h0.anomaly._config as c, pathlib; p = pathlib.Path('docs/detect.md'); p.write_text(c.with_table(p.read_text()))"``.
+    """
+    start, end = text.index(_TABLE_START), text.index(_TABLE_END)
+    return text[: start + len(_TABLE_START)] + "\n" + markdown_table() + "\n" + text[end:]
