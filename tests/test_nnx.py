@@ -163,7 +163,7 @@ STRATEGIES = {
         lambda: h0.PerSequence(3, init="normal"),
     ),
     "conditional": (
-        lambda: h0nnx.Conditional(C, hidden_sizes=(5,)),
+        lambda: h0nnx.Conditional((5,), context_features=C),
         lambda: h0.Conditional(hidden_sizes=(5,)),
     ),
     "warmup": (
@@ -348,7 +348,7 @@ def test_learned_noisy_adds_noise_only_in_training():
     rngs = nnx.Rngs(0)
     rnn = h0nnx.RNN(
         nnx.LSTMCell(F, H, rngs=rngs),
-        h0nnx.LearnedNoisy("normal", stddev=0.5),
+        h0nnx.LearnedNoisy(0.5, init="normal"),
         return_carry=True,
         rngs=rngs,
     )
@@ -464,13 +464,13 @@ def test_errors_match_the_linen_messages():
         per_seq(x)
     with pytest.raises(ValueError, match=r"ids has shape \(2,\)"):
         per_seq(x, ids=jnp.array([0, 1]))
-    cond = h0nnx.RNN(cell, h0nnx.Conditional(C), rngs=rngs)
+    cond = h0nnx.RNN(cell, h0nnx.Conditional(context_features=C), rngs=rngs)
     with pytest.raises(ValueError, match="Conditional needs context"):
         cond(x)
     with pytest.raises(ValueError, match="context_features=2"):
         cond(x, context=jnp.zeros((B, 5)))
-    with pytest.raises(ValueError, match="backward RNN must have reverse=True"):
-        h0nnx.Bidirectional(rnn, rnn)
+    with pytest.raises(ValueError, match="forward RNN must have reverse=False"):
+        h0nnx.Bidirectional(h0nnx.RNN(cell, reverse=True), rnn)
     with pytest.raises(ValueError, match="initial_carry has 1 entries but the stack has 2"):
         h0nnx.Stacked([rnn, rnn])(x, initial_carry=[None])
 
