@@ -545,7 +545,12 @@ class RNN(nnx.Module):
         reverse: bool | None = None,
         rngs: RngsLike = None,
     ) -> tuple[Carry, Float[Array, "*b t h"]]:
-        """Like ``__call__``, but always returns ``(carry, outputs)``; ``reverse`` overrides."""
+        """Run the cell and return ``(final_carry, outputs)``; arguments as :meth:`h0.RNN.scan`.
+
+        ``deterministic=None`` leaves it to the strategy (``model.train()``/``model.eval()``);
+        ``rngs`` supplies the ``'carry'`` stream for :class:`Random`/:class:`LearnedNoisy`.
+        ``__call__`` takes the same arguments.
+        """
         graphdef, state = nnx.split(self.cell)
 
         def step(carry: Carry, x: Array) -> tuple[Carry, Array]:
@@ -570,30 +575,10 @@ class RNN(nnx.Module):
         )
 
     def __call__(
-        self,
-        inputs: Float[Array, "*b t f"],
-        *,
-        seq_lengths: Int[Array, "*b"] | None = None,
-        ids: Int[Array, "*b"] | None = None,
-        context: Float[Array, "*b c"] | None = None,
-        initial_carry: Carry | None = None,
-        deterministic: bool | None = None,
-        rngs: RngsLike = None,
+        self, inputs: Float[Array, "*b t f"], **kwargs: Any
     ) -> Float[Array, "*b t h"] | tuple[Carry, Float[Array, "*b t h"]]:
-        """Run the cell over ``inputs``; arguments as :meth:`h0.RNN.__call__`.
-
-        ``deterministic=None`` leaves it to the strategy (``model.train()``/``model.eval()``);
-        ``rngs`` supplies the ``'carry'`` stream for :class:`Random`/:class:`LearnedNoisy`.
-        """
-        carry, ys = self.scan(
-            inputs,
-            seq_lengths=seq_lengths,
-            ids=ids,
-            context=context,
-            initial_carry=initial_carry,
-            deterministic=deterministic,
-            rngs=rngs,
-        )
+        """Run the cell over ``inputs``; keyword arguments as :meth:`scan`."""
+        carry, ys = self.scan(inputs, **kwargs)
         return (carry, ys) if self.return_carry else ys
 
 
@@ -618,11 +603,7 @@ class Bidirectional(nnx.Module):
         merge: Callable[[Array, Array], Array] = concat_outputs,
         return_carry: bool = False,
     ):
-        if forward.reverse:
-            raise ValueError(
-                "Bidirectional's forward RNN must have reverse=False (the backward one runs "
-                "backwards whatever its reverse)."
-            )
+        _scan.check_forward(forward)
         self.forward = forward
         self.backward = backward
         self.merge = merge
@@ -639,32 +620,19 @@ class Bidirectional(nnx.Module):
         initial_carry: tuple[Carry, Carry] | None = None,
         **kwargs: Any,
     ) -> tuple[tuple[Carry, Carry], Array]:
-        """Like ``__call__``, but always returns ``((forward_carry, backward_carry), outputs)``."""
+        """Run both directions; return ``((forward_carry, backward_carry), outputs)``.
+
+        Keyword arguments as :meth:`RNN.scan`, ``initial_carry`` a pair.
+        """
         return _scan.run_bidirectional(
             self.forward, self.backward, self.merge, inputs, initial_carry=initial_carry, **kwargs
         )
 
     def __call__(
-        self,
-        inputs: Float[Array, "*b t f"],
-        *,
-        seq_lengths: Int[Array, "*b"] | None = None,
-        ids: Int[Array, "*b"] | None = None,
-        context: Float[Array, "*b c"] | None = None,
-        initial_carry: tuple[Carry, Carry] | None = None,
-        deterministic: bool | None = None,
-        rngs: RngsLike = None,
+        self, inputs: Float[Array, "*b t f"], **kwargs: Any
     ) -> Array | tuple[tuple[Carry, Carry], Array]:
-        """Run both directions; arguments as :meth:`RNN.__call__` (``initial_carry`` a pair)."""
-        carries, ys = self.scan(
-            inputs,
-            seq_lengths=seq_lengths,
-            ids=ids,
-            context=context,
-            initial_carry=initial_carry,
-            deterministic=deterministic,
-            rngs=rngs,
-        )
+        """Run both directions; keyword arguments as :meth:`scan`."""
+        carries, ys = self.scan(inputs, **kwargs)
         return (carries, ys) if self.return_carry else ys
 
 
@@ -703,14 +671,12 @@ class Stacked(nnx.Module):
         self,
         inputs: Float[Array, "*b t f"],
         *,
-        seq_lengths: Int[Array, "*b"] | None = None,
-        ids: Int[Array, "*b"] | None = None,
-        context: Float[Array, "*b c"] | None = None,
         initial_carry: Sequence[Carry | None] | None = None,
         deterministic: bool | None = None,
         rngs: RngsLike = None,
+        **kwargs: Any,
     ) -> Array | tuple[tuple[Carry, ...], Array]:
-        """Run the layers; ``initial_carry`` is one carry (or ``None``) per layer."""
+        """Run the layers; arguments as :meth:`h0.Stacked.__call__`, plus ``rngs``."""
 
         def between(i: int, x: Array) -> Array:
             if not self.dropouts:
@@ -720,13 +686,11 @@ class Stacked(nnx.Module):
         carries, x = _scan.run_stacked(
             list(self.layers),
             inputs,
-            seq_lengths=seq_lengths,
             initial_carry=initial_carry,
             between=between,
-            ids=ids,
-            context=context,
             deterministic=deterministic,
             rngs=rngs,
+            **kwargs,
         )
         return (carries, x) if self.return_carry else x
 

@@ -94,10 +94,28 @@ class RNN(nn.Module):
         deterministic: bool = True,
         reverse: bool | None = None,
     ) -> tuple[Carry, Float[Array, "*b t h"]]:
-        """Like ``__call__``, but always returns ``(carry, outputs)``.
+        """Run the cell over ``inputs`` and return ``(final_carry, outputs)``.
 
-        ``reverse`` overrides the attribute for this call (as :class:`flax.linen.RNN`'s does);
-        :class:`h0.Bidirectional` uses it to run its second RNN backwards.
+        ``__call__`` takes the same arguments and returns the outputs alone unless
+        ``return_carry=True``.
+
+        Args:
+            inputs: ``[*batch, time, features]``, or ``[time, features]`` for one sequence.
+            seq_lengths: Valid steps per sequence, integers of the batch shape in ``[0, time]``.
+            ids: Sequence ids for :class:`h0.PerSequence`, integers of the batch shape.
+            context: Context features ``[*batch, c]`` for :class:`h0.Conditional`.
+            initial_carry: A carry of the batch shape that replaces the strategy for this call.
+            deterministic: ``False`` while training: noise-adding strategies add noise.
+            reverse: Overrides the ``reverse`` attribute for this call (as
+                :class:`flax.linen.RNN`'s does); :class:`h0.Bidirectional` uses it.
+
+        Returns:
+            ``(final_carry, outputs)``, outputs ``[*batch, time - warmup, hidden]``.
+
+        Raises:
+            ValueError: For inputs of rank < 2, ``seq_lengths``/``ids``/``context`` of the wrong
+                shape, lengths outside ``[0, time]``, a carry that does not match the cell.
+            TypeError: For integer inputs, float lengths or ids.
         """
         num_features = check_inputs(inputs).shape[-1]
         template = carry_template(self.cell, num_features)
@@ -124,42 +142,15 @@ class RNN(nn.Module):
         )
 
     def __call__(
-        self,
-        inputs: Float[Array, "*b t f"],
-        *,
-        seq_lengths: Int[Array, "*b"] | None = None,
-        ids: Int[Array, "*b"] | None = None,
-        context: Float[Array, "*b c"] | None = None,
-        initial_carry: Carry | None = None,
-        deterministic: bool = True,
+        self, inputs: Float[Array, "*b t f"], **kwargs: Any
     ) -> Float[Array, "*b t h"] | tuple[Carry, Float[Array, "*b t h"]]:
-        """Run the cell over ``inputs``.
-
-        Args:
-            inputs: ``[*batch, time, features]``, or ``[time, features]`` for one sequence.
-            seq_lengths: Valid steps per sequence, integers of the batch shape in ``[0, time]``.
-            ids: Sequence ids for :class:`h0.PerSequence`, integers of the batch shape.
-            context: Context features ``[*batch, c]`` for :class:`h0.Conditional`.
-            initial_carry: A carry of the batch shape that replaces the strategy for this call.
-            deterministic: ``False`` while training: noise-adding strategies add noise.
+        """Run the cell over ``inputs``; keyword arguments as :meth:`scan`.
 
         Returns:
             Outputs ``[*batch, time - warmup, hidden]``; with ``return_carry=True``,
             ``(final_carry, outputs)``.
-
-        Raises:
-            ValueError: For inputs of rank < 2, ``seq_lengths``/``ids``/``context`` of the wrong
-                shape, lengths outside ``[0, time]``, a carry that does not match the cell.
-            TypeError: For integer inputs, float lengths or ids.
         """
-        carry, ys = self.scan(
-            inputs,
-            seq_lengths=seq_lengths,
-            ids=ids,
-            context=context,
-            initial_carry=initial_carry,
-            deterministic=deterministic,
-        )
+        carry, ys = self.scan(inputs, **kwargs)
         return (carry, ys) if self.return_carry else ys
 
 
@@ -196,23 +187,15 @@ class Bidirectional(nn.Module):
         self,
         inputs: Float[Array, "*b t f"],
         *,
-        seq_lengths: Int[Array, "*b"] | None = None,
-        ids: Int[Array, "*b"] | None = None,
-        context: Float[Array, "*b c"] | None = None,
         initial_carry: tuple[Carry, Carry] | None = None,
-        deterministic: bool = True,
+        **kwargs: Any,
     ) -> tuple[tuple[Carry, Carry], Array]:
-        """Like ``__call__``, but always returns ``((forward_carry, backward_carry), outputs)``."""
+        """Run both directions; return ``((forward_carry, backward_carry), outputs)``.
+
+        Keyword arguments as :meth:`h0.RNN.scan`, ``initial_carry`` a pair.
+        """
         return _scan.run_bidirectional(
-            self.forward,
-            self.backward,
-            self.merge,
-            inputs,
-            initial_carry=initial_carry,
-            seq_lengths=seq_lengths,
-            ids=ids,
-            context=context,
-            deterministic=deterministic,
+            self.forward, self.backward, self.merge, inputs, initial_carry=initial_carry, **kwargs
         )
 
     @nn.nowrap
@@ -221,24 +204,10 @@ class Bidirectional(nn.Module):
         return self.forward.warmup_steps(None if initial_carry is None else initial_carry[0])
 
     def __call__(
-        self,
-        inputs: Float[Array, "*b t f"],
-        *,
-        seq_lengths: Int[Array, "*b"] | None = None,
-        ids: Int[Array, "*b"] | None = None,
-        context: Float[Array, "*b c"] | None = None,
-        initial_carry: tuple[Carry, Carry] | None = None,
-        deterministic: bool = True,
+        self, inputs: Float[Array, "*b t f"], **kwargs: Any
     ) -> Array | tuple[tuple[Carry, Carry], Array]:
-        """Run both directions; arguments as :meth:`h0.RNN.__call__` (``initial_carry`` a pair)."""
-        carries, ys = self.scan(
-            inputs,
-            seq_lengths=seq_lengths,
-            ids=ids,
-            context=context,
-            initial_carry=initial_carry,
-            deterministic=deterministic,
-        )
+        """Run both directions; keyword arguments as :meth:`scan`."""
+        carries, ys = self.scan(inputs, **kwargs)
         return (carries, ys) if self.return_carry else ys
 
 
@@ -270,12 +239,20 @@ class Stacked(nn.Module):
         inputs: Float[Array, "*b t f"],
         *,
         seq_lengths: Int[Array, "*b"] | None = None,
-        ids: Int[Array, "*b"] | None = None,
-        context: Float[Array, "*b c"] | None = None,
         initial_carry: Sequence[Carry | None] | None = None,
         deterministic: bool = True,
+        **kwargs: Any,
     ) -> Array | tuple[tuple[Carry, ...], Array]:
-        """Run the layers; ``initial_carry`` is one carry (or ``None``) per layer."""
+        """Run the layers.
+
+        Args:
+            inputs: ``[*batch, time, features]``.
+            seq_lengths: Valid steps per sequence; each layer's burn-in is taken off for the
+                layers after it.
+            initial_carry: One carry (or ``None``) per layer.
+            deterministic: ``False`` while training: dropout and noise-adding strategies on.
+            **kwargs: Passed to every layer (``ids``, ``context``), as :meth:`h0.RNN.scan`.
+        """
 
         def between(i: int, x: Array) -> Array:
             if self.dropout == 0:
@@ -288,8 +265,7 @@ class Stacked(nn.Module):
             seq_lengths=seq_lengths,
             initial_carry=initial_carry,
             between=between,
-            ids=ids,
-            context=context,
             deterministic=deterministic,
+            **kwargs,
         )
         return (carries, x) if self.return_carry else x

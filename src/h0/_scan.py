@@ -322,6 +322,15 @@ def concat_outputs(forward: Array, backward: Array) -> Array:
     return jnp.concatenate([forward, backward], axis=-1)
 
 
+def check_forward(forward: Layer) -> None:
+    """Check that a bidirectional pair's forward runner does not have ``reverse=True``."""
+    if getattr(forward, "reverse", False):
+        raise ValueError(
+            "Bidirectional's forward RNN must have reverse=False (the backward one runs "
+            "backwards whatever its reverse)."
+        )
+
+
 def run_bidirectional(
     forward: Layer,
     backward: Layer,
@@ -351,11 +360,7 @@ def run_bidirectional(
         ValueError: For a forward runner with ``reverse=True``, or outputs of different lengths
             (different burn-in steps).
     """
-    if getattr(forward, "reverse", False):
-        raise ValueError(
-            "Bidirectional's forward RNN must have reverse=False (the backward one runs "
-            "backwards whatever its reverse)."
-        )
+    check_forward(forward)
     fwd_carry, bwd_carry = (None, None) if initial_carry is None else initial_carry
     carry_f, y_f = forward.scan(inputs, initial_carry=fwd_carry, reverse=False, **kwargs)
     carry_b, y_b = backward.scan(inputs, initial_carry=bwd_carry, reverse=True, **kwargs)
