@@ -533,3 +533,48 @@ def test_a_strategy_belongs_to_one_rnn():
     h0nnx.RNN(nnx.GRUCell(F, H, rngs=rngs), strategy, rngs=rngs)
     with pytest.raises(ValueError, match="already belongs to another RNN"):
         h0nnx.RNN(nnx.GRUCell(F, H, rngs=rngs), strategy, rngs=rngs)
+
+
+@pytest.mark.parametrize("backward_reverse", [False, True])
+def test_bidirectional_matches_flax_bidirectional(backward_reverse):
+    """``h0nnx.Bidirectional(RNN(f), RNN(b))`` runs ``b`` backwards, as Flax's Bidirectional."""
+    rngs = nnx.Rngs(0)
+    bi = h0nnx.Bidirectional(
+        h0nnx.RNN(nnx.GRUCell(F, H, rngs=rngs), rngs=rngs),
+        h0nnx.RNN(nnx.LSTMCell(F, H, rngs=rngs), reverse=backward_reverse, rngs=rngs),
+        return_carry=True,
+    )
+    theirs = nn.Bidirectional(nn.RNN(nn.GRUCell(H)), nn.RNN(nn.LSTMCell(H)), return_carry=True)
+    p = linen_params(bi)
+    x, lengths = _inputs()[0], jnp.array([6, 2, 1])
+    carry, ys = bi(x, seq_lengths=lengths)
+    flax_params = {"forward_rnn": p["forward"], "backward_rnn": p["backward"]}
+    ref_carry, ref_ys = theirs.apply({"params": flax_params}, x, seq_lengths=lengths)
+    valid = (jnp.arange(T)[None, :] < lengths[:, None])[..., None]
+    assert max_diff(ys * valid, ref_ys * valid) <= 2e-6
+    assert max_diff(carry, ref_carry) <= 2e-6
+
+
+@pytest.mark.parametrize(("cell", "hidden"), [("gru", 48), ("lstm", 32), ("optimized_lstm", 32)])
+def test_fast_path_matches_the_generic_path(cell, hidden):
+    """NNX's GRU/LSTM cells run the Linen fast path on their mapped parameters, gradients too."""
+    make = {
+        "gru": lambda r: nnx.GRUCell(F, hidden, rngs=r),
+        "lstm": lambda r: nnx.LSTMCell(F, hidden, rngs=r),
+        "optimized_lstm": lambda r: nnx.OptimizedLSTMCell(F, hidden, rngs=r),
+    }[cell]
+    rngs = nnx.Rngs(0)
+    fast = h0nnx.RNN(make(rngs), h0nnx.Learned("normal"), reverse=True, rngs=rngs)
+    generic = nnx.clone(fast)
+    generic.fast = False
+    assert fast._fast_scan() is not None and generic._fast_scan() is None
+    x, kwargs = _inputs()
+
+    def loss(model):
+        carry, y = model.scan(x, seq_lengths=kwargs["seq_lengths"])
+        return jnp.sum(y**2) + sum(jnp.sum(c**2) for c in jax.tree.leaves(carry)), (carry, y)
+
+    (_, out_f), g_f = nnx.value_and_grad(loss, has_aux=True)(fast)
+    (_, out_g), g_g = nnx.value_and_grad(loss, has_aux=True)(generic)
+    assert max_diff(out_f, out_g) <= 1e-5
+    assert max_diff(nnx.to_pure_dict(g_f), nnx.to_pure_dict(g_g)) <= 1e-4
