@@ -475,6 +475,7 @@ class Random(InitialState):
         """Return noise of the carry's shape."""
         return noise_carry(_noise_key(self, "Random"), request, self.stddev)
 
+    @nn.nowrap
     def uses_rng(self, deterministic: bool | None = True) -> bool:
         """Always: every call draws fresh noise."""
         return True
@@ -552,6 +553,7 @@ class LearnedNoisy(Learned):
             return carry
         return add_noise(carry, _noise_key(self, "LearnedNoisy"), self.stddev)
 
+    @nn.nowrap
     def uses_rng(self, deterministic: bool | None = True) -> bool:
         """While training (``deterministic=False``) with a non-zero ``stddev``."""
         return not deterministic and self.stddev != 0
