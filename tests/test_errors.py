@@ -133,9 +133,9 @@ def test_warmup_longer_than_the_inputs():
         h0.RNN(nn.GRUCell(4), h0.WarmUp(9)).init(jax.random.key(0), X)
 
 
-def test_bidirectional_backward_must_reverse():
-    bi = h0.Bidirectional(h0.RNN(nn.GRUCell(4)), h0.RNN(nn.GRUCell(4)))
-    with pytest.raises(ValueError, match="backward RNN must have reverse=True"):
+def test_bidirectional_forward_must_not_reverse():
+    bi = h0.Bidirectional(h0.RNN(nn.GRUCell(4), reverse=True), h0.RNN(nn.GRUCell(4)))
+    with pytest.raises(ValueError, match="forward RNN must have reverse=False"):
         bi.init(jax.random.key(0), X)
 
 

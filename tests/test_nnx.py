@@ -163,7 +163,7 @@ STRATEGIES = {
         lambda: h0.PerSequence(3, init="normal"),
     ),
     "conditional": (
-        lambda: h0nnx.Conditional(C, hidden_sizes=(5,)),
+        lambda: h0nnx.Conditional((5,), context_features=C),
         lambda: h0.Conditional(hidden_sizes=(5,)),
     ),
     "warmup": (
@@ -348,7 +348,7 @@ def test_learned_noisy_adds_noise_only_in_training():
     rngs = nnx.Rngs(0)
     rnn = h0nnx.RNN(
         nnx.LSTMCell(F, H, rngs=rngs),
-        h0nnx.LearnedNoisy("normal", stddev=0.5),
+        h0nnx.LearnedNoisy(0.5, init="normal"),
         return_carry=True,
         rngs=rngs,
     )
@@ -464,13 +464,13 @@ def test_errors_match_the_linen_messages():
         per_seq(x)
     with pytest.raises(ValueError, match=r"ids has shape \(2,\)"):
         per_seq(x, ids=jnp.array([0, 1]))
-    cond = h0nnx.RNN(cell, h0nnx.Conditional(C), rngs=rngs)
+    cond = h0nnx.RNN(cell, h0nnx.Conditional(context_features=C), rngs=rngs)
     with pytest.raises(ValueError, match="Conditional needs context"):
         cond(x)
     with pytest.raises(ValueError, match="context_features=2"):
         cond(x, context=jnp.zeros((B, 5)))
-    with pytest.raises(ValueError, match="backward RNN must have reverse=True"):
-        h0nnx.Bidirectional(rnn, rnn)
+    with pytest.raises(ValueError, match="forward RNN must have reverse=False"):
+        h0nnx.Bidirectional(h0nnx.RNN(cell, reverse=True), rnn)
     with pytest.raises(ValueError, match="initial_carry has 1 entries but the stack has 2"):
         h0nnx.Stacked([rnn, rnn])(x, initial_carry=[None])
 
@@ -533,3 +533,48 @@ def test_a_strategy_belongs_to_one_rnn():
     h0nnx.RNN(nnx.GRUCell(F, H, rngs=rngs), strategy, rngs=rngs)
     with pytest.raises(ValueError, match="already belongs to another RNN"):
         h0nnx.RNN(nnx.GRUCell(F, H, rngs=rngs), strategy, rngs=rngs)
+
+
+@pytest.mark.parametrize("backward_reverse", [False, True])
+def test_bidirectional_matches_flax_bidirectional(backward_reverse):
+    """``h0nnx.Bidirectional(RNN(f), RNN(b))`` runs ``b`` backwards, as Flax's Bidirectional."""
+    rngs = nnx.Rngs(0)
+    bi = h0nnx.Bidirectional(
+        h0nnx.RNN(nnx.GRUCell(F, H, rngs=rngs), rngs=rngs),
+        h0nnx.RNN(nnx.LSTMCell(F, H, rngs=rngs), reverse=backward_reverse, rngs=rngs),
+        return_carry=True,
+    )
+    theirs = nn.Bidirectional(nn.RNN(nn.GRUCell(H)), nn.RNN(nn.LSTMCell(H)), return_carry=True)
+    p = linen_params(bi)
+    x, lengths = _inputs()[0], jnp.array([6, 2, 1])
+    carry, ys = bi(x, seq_lengths=lengths)
+    flax_params = {"forward_rnn": p["forward"], "backward_rnn": p["backward"]}
+    ref_carry, ref_ys = theirs.apply({"params": flax_params}, x, seq_lengths=lengths)
+    valid = (jnp.arange(T)[None, :] < lengths[:, None])[..., None]
+    assert max_diff(ys * valid, ref_ys * valid) <= 2e-6
+    assert max_diff(carry, ref_carry) <= 2e-6
+
+
+@pytest.mark.parametrize(("cell", "hidden"), [("gru", 48), ("lstm", 32), ("optimized_lstm", 32)])
+def test_fast_path_matches_the_generic_path(cell, hidden):
+    """NNX's GRU/LSTM cells run the Linen fast path on their mapped parameters, gradients too."""
+    make = {
+        "gru": lambda r: nnx.GRUCell(F, hidden, rngs=r),
+        "lstm": lambda r: nnx.LSTMCell(F, hidden, rngs=r),
+        "optimized_lstm": lambda r: nnx.OptimizedLSTMCell(F, hidden, rngs=r),
+    }[cell]
+    rngs = nnx.Rngs(0)
+    fast = h0nnx.RNN(make(rngs), h0nnx.Learned("normal"), reverse=True, rngs=rngs)
+    generic = nnx.clone(fast)
+    generic.fast = False
+    assert fast._fast_scan() is not None and generic._fast_scan() is None
+    x, kwargs = _inputs()
+
+    def loss(model):
+        carry, y = model.scan(x, seq_lengths=kwargs["seq_lengths"])
+        return jnp.sum(y**2) + sum(jnp.sum(c**2) for c in jax.tree.leaves(carry)), (carry, y)
+
+    (_, out_f), g_f = nnx.value_and_grad(loss, has_aux=True)(fast)
+    (_, out_g), g_g = nnx.value_and_grad(loss, has_aux=True)(generic)
+    assert max_diff(out_f, out_g) <= 1e-5
+    assert max_diff(nnx.to_pure_dict(g_f), nnx.to_pure_dict(g_g)) <= 1e-4

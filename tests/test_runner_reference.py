@@ -355,3 +355,34 @@ def test_stacked_warmup_shortens_lengths_for_the_next_layer():
     assert ys.shape == (B, T - 2, H)
     # Sequence 1 has 3 steps: 1 kept after burn-in; the rest of its outputs are padding.
     assert float(jnp.abs(ys[1, 1:]).max()) == 0.0 and float(jnp.abs(ys[1, 0]).max()) > 0
+
+
+@pytest.mark.parametrize(
+    ("cell", "hidden", "backward_reverse", "padded"),
+    [
+        ("gru", H, False, True),
+        ("lstm", H, True, True),
+        ("lstm", H, False, False),
+        ("gru", 48, False, True),  # the fast path
+    ],
+)
+def test_bidirectional_matches_flax_bidirectional(cell, hidden, backward_reverse, padded):
+    """``Bidirectional(RNN(f), RNN(b))`` runs ``b`` backwards, as ``flax.linen.Bidirectional``."""
+    make = {"gru": nn.GRUCell, "lstm": nn.LSTMCell}[cell]
+    ours = h0.Bidirectional(
+        h0.RNN(make(hidden)), h0.RNN(make(hidden), reverse=backward_reverse), return_carry=True
+    )
+    theirs = nn.Bidirectional(nn.RNN(make(hidden)), nn.RNN(make(hidden)), return_carry=True)
+    x = _inputs()
+    lengths = jnp.array([6, 3, 1]) if padded else None
+    flax_params = _randomize(theirs.init(jax.random.key(0), x)["params"], jax.random.key(3))
+    params = {"forward": flax_params["forward_rnn"], "backward": flax_params["backward_rnn"]}
+    assert jax.tree.structure(params) == jax.tree.structure(
+        ours.init(jax.random.key(0), x)["params"]
+    )
+    carry, ys = ours.apply({"params": params}, x, seq_lengths=lengths)
+    ref_carry, ref_ys = theirs.apply({"params": flax_params}, x, seq_lengths=lengths)
+    valid = (jnp.arange(T)[None, :] < (T if lengths is None else lengths[:, None]))[..., None]
+    np.testing.assert_allclose(ys * valid, ref_ys * valid, rtol=1e-5, atol=1e-6)
+    assert float(jnp.abs(jnp.where(valid, 0.0, ys)).max()) == 0.0  # and padding stays zero
+    assert_tree_close(carry, ref_carry)

@@ -10,6 +10,7 @@ from h0._regularize import initial_state_mask, initial_state_penalty
 from h0._runner import RNN, Bidirectional, Stacked
 from h0._scan import flip_sequences, masked_scan
 from h0._strategies import (
+    STRATEGY_NAMES,
     CarryRequest,
     Conditional,
     InitialState,
@@ -20,12 +21,14 @@ from h0._strategies import (
     WarmUp,
     Zeros,
     resolve_init,
+    strategy_from_name,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
     "RNN",
+    "STRATEGY_NAMES",
     "Bidirectional",
     "CarryRequest",
     "Conditional",
@@ -47,4 +50,5 @@ __all__ = [
     "resolve_init",
     "restore",
     "save",
+    "strategy_from_name",
 ]

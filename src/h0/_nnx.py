@@ -3,10 +3,13 @@
 NNX modules create their parameters eagerly, but a strategy's parameters take the carry's shape,
 which only the cell knows. So a strategy is built in two steps: the user constructs it with its
 settings (``Learned(init='normal')``) and the runner that adopts it calls :meth:`InitialState.build`
-with the cell's carry template and the ``rngs`` given to the runner. Every check, message and the
-whole time loop are shared with the Linen side: argument checks from :mod:`h0._runner` and
-:mod:`h0._strategies`, carry checks from :mod:`h0._carry`, and time from
-:func:`h0._scan.run_sequence`, which receives a pure step built from ``nnx.split(cell)``.
+with the cell's carry template and the ``rngs`` given to the runner. What the strategies compute,
+what callers may ask them (:class:`h0._strategies.StrategyTraits`), every check and message and
+the whole run are shared with the Linen side: the strategies' pure functions in
+:mod:`h0._strategies`, and :func:`h0._scan.run_rnn` (with :func:`~h0._scan.run_bidirectional`
+and :func:`~h0._scan.run_stacked`), which receives a pure step built from ``nnx.split(cell)``.
+Flax's GRU and LSTM cells take the same fast recurrence as on the Linen side
+(:mod:`h0._fast`), on their parameters mapped to the Linen layout.
 """
 
 from __future__ import annotations
@@ -15,21 +18,32 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Float, Int
 
-from h0 import _scan
-from h0._carry import carry_names, check_carry, flatten_batch, unflatten_batch
-from h0._runner import check_inputs, check_lengths, concat_outputs
+from h0 import _fast, _scan
+from h0._carry import carry_names
+from h0._scan import concat_outputs
 from h0._strategies import (
     CarryRequest,
     InitSpec,
-    _check_learn,
+    StrategyTraits,
+    _WarmUpTraits,
+    add_noise,
+    burn_in_steps,
     check_context,
-    check_ids,
+    check_hidden_sizes,
+    check_learn,
+    conditional_carry,
+    learned_carry,
+    noise_carry,
+    per_sequence_carry,
     resolve_init,
+    start_carry,
+    zeros_carry,
 )
 from h0._typing import Array, Carry
 
@@ -107,12 +121,13 @@ def _params_key(rngs: Any, strategy: str) -> jax.Array:
     return stream()
 
 
-class InitialState(nnx.Module):
+class InitialState(StrategyTraits, nnx.Module):
     """Base class of NNX initial-state strategies.
 
     Subclasses implement ``build(request, rngs)`` (create ``init_*`` parameters for the carry in
     ``request.template``; ``request.batch_shape`` is ``()``) and ``__call__(request, rngs=None)``
-    returning a carry whose leaves have shape ``request.batch_shape + leaf.shape``.
+    returning a carry whose leaves have shape ``request.batch_shape + leaf.shape``, and override
+    the :class:`~h0._strategies.StrategyTraits` that differ (as the Linen strategies do).
     """
 
     def build(self, request: CarryRequest, rngs: RngsLike) -> None:
@@ -123,24 +138,20 @@ class InitialState(nnx.Module):
         """Return the carry at t = 0 for ``request``."""
         raise NotImplementedError
 
-    def warmup_steps(self) -> int:
-        """Input steps the runner burns in before keeping outputs (0 for most strategies)."""
-        return 0
-
 
 class Zeros(InitialState):
     """Start from zeros, as :class:`h0.Zeros`."""
 
     def __call__(self, request: CarryRequest, *, rngs: RngsLike = None) -> Carry:
         """Return zeros of the carry's shape."""
-        return request.map(lambda _, s: jnp.zeros((*request.batch_shape, *s.shape), s.dtype))
+        return zeros_carry(request)
 
 
 class Random(InitialState):
     """Gaussian noise, fresh on every call, from the ``'carry'`` rng stream (as :class:`h0.Random`).
 
     The stream comes from the call's ``rngs`` or, failing that, from ``rngs`` given here; without
-    either the call raises.
+    either the call raises. :meth:`mean` gives :class:`Zeros`, the noise's mean.
 
     Args:
         stddev: Standard deviation of the noise.
@@ -154,14 +165,15 @@ class Random(InitialState):
 
     def __call__(self, request: CarryRequest, *, rngs: RngsLike = None) -> Carry:
         """Return noise of the carry's shape."""
-        key = _noise_key(rngs, self.rngs, "Random")
-        keys = iter(jax.random.split(key, len(jax.tree.leaves(request.names))))
-        return request.map(
-            lambda _, s: (
-                self.stddev
-                * jax.random.normal(next(keys), (*request.batch_shape, *s.shape), s.dtype)
-            )
-        )
+        return noise_carry(_noise_key(rngs, self.rngs, "Random"), request, self.stddev)
+
+    def uses_rng(self, deterministic: bool | None = True) -> bool:
+        """Always: every call draws fresh noise."""
+        return True
+
+    def mean(self) -> Zeros:
+        """:class:`Zeros`, the noise's mean."""
+        return Zeros()
 
 
 class Learned(InitialState):
@@ -175,32 +187,26 @@ class Learned(InitialState):
     def __init__(self, init: InitSpec = "zeros", learn: Sequence[str] | None = None):
         self.init = _Static(init)
         self.learn = None if learn is None else (learn if isinstance(learn, str) else tuple(learn))
-        self.learned: tuple[str, ...] = ()
 
     def build(self, request: CarryRequest, rngs: RngsLike) -> None:
         """Create ``init_<leaf>`` parameters for the learned leaves."""
-        learned = _check_learn(self.learn, request.names)
-        names = jax.tree.leaves(request.names)
-        specs = jax.tree.leaves(request.template)
-        for name, spec in zip(names, specs, strict=True):
+        learned = check_learn(self.learn, request.names)
+        for name, spec in zip(
+            jax.tree.leaves(request.names), jax.tree.leaves(request.template), strict=True
+        ):
             if name in learned:
-                value = resolve_init(self.init.value, name)(
-                    _params_key(rngs, type(self).__name__), spec.shape, spec.dtype
-                )
+                key = _params_key(rngs, type(self).__name__)
+                value = resolve_init(self.init.value, name)(key, spec.shape, spec.dtype)
                 setattr(self, f"init_{name}", nnx.Param(value))
-        self.learned = tuple(n for n in names if n in learned)
 
     def _learned_state(self, request: CarryRequest) -> Carry:
-        def leaf(name: str, spec: jax.ShapeDtypeStruct) -> Array:
-            if name not in self.learned:
-                return jnp.zeros(spec.shape, spec.dtype)
-            return getattr(self, f"init_{name}")[...]
-
-        return request.map(leaf)
+        return learned_carry(
+            request, self.learn, lambda name, _: getattr(self, f"init_{name}")[...]
+        )
 
     def __call__(self, request: CarryRequest, *, rngs: RngsLike = None) -> Carry:
         """Return the learned state broadcast to the batch shape."""
-        return request.broadcast(self._learned_state(request))
+        return self._learned_state(request)
 
 
 class LearnedNoisy(Learned):
@@ -210,19 +216,19 @@ class LearnedNoisy(Learned):
     ``model.train()`` (``model.eval()`` sets it back; the default is deterministic, like Linen's).
 
     Args:
-        init: As :class:`Learned`.
-        learn: As :class:`Learned`.
         stddev: Standard deviation of the training noise.
+        init: As :class:`Learned` (keyword-only, as in Linen).
+        learn: As :class:`Learned` (keyword-only).
         deterministic: The default when the call does not say.
         rngs: Optional ``nnx.Rngs`` whose ``'carry'`` stream is forked and kept.
     """
 
     def __init__(
         self,
-        init: InitSpec = "zeros",
-        learn: Sequence[str] | None = None,
         stddev: float = 0.1,
         *,
+        init: InitSpec = "zeros",
+        learn: Sequence[str] | None = None,
         deterministic: bool = True,
         rngs: RngsLike = None,
     ):
@@ -234,19 +240,24 @@ class LearnedNoisy(Learned):
 
     def __call__(self, request: CarryRequest, *, rngs: RngsLike = None) -> Carry:
         """Return the learned state, with noise when not deterministic."""
-        carry = request.broadcast(self._learned_state(request))
-        deterministic = (
-            self.deterministic if request.deterministic is None else request.deterministic
-        )
-        if deterministic or self.stddev == 0:
+        carry = self._learned_state(request)
+        if not self.uses_rng(request.deterministic):
             return carry
-        leaves, treedef = jax.tree.flatten(carry)
-        keys = jax.random.split(_noise_key(rngs, self.rngs, "LearnedNoisy"), len(leaves))
-        noisy = [
-            x + self.stddev * jax.random.normal(k, x.shape, x.dtype)
-            for x, k in zip(leaves, keys, strict=True)
-        ]
-        return jax.tree.unflatten(treedef, noisy)
+        return add_noise(carry, _noise_key(rngs, self.rngs, "LearnedNoisy"), self.stddev)
+
+    def uses_rng(self, deterministic: bool | None = True) -> bool:
+        """While training (``deterministic=False``, or ``None`` after ``train()``), ``stddev > 0``."""
+        deterministic = self.deterministic if deterministic is None else deterministic
+        return not deterministic and self.stddev != 0
+
+    def mean(self) -> Learned:
+        """A :class:`Learned` with the same settings (before an RNN builds this strategy)."""
+        if getattr(self, "_h0_built", False):
+            raise ValueError(
+                "mean() makes a new strategy from this one's settings: call it before an RNN "
+                "adopts the strategy."
+            )
+        return Learned(self.init.value, self.learn)
 
 
 class PerSequence(InitialState):
@@ -261,6 +272,11 @@ class PerSequence(InitialState):
         self.num_sequences = int(num_sequences)
         self.init = _Static(init)
 
+    @property
+    def needs_ids(self) -> bool:
+        """Always: the state is looked up by id."""
+        return True
+
     def build(self, request: CarryRequest, rngs: RngsLike) -> None:
         """Create the ``init_<leaf>`` table and ``init_<leaf>_fallback`` parameters."""
         names = jax.tree.leaves(request.names)
@@ -273,45 +289,55 @@ class PerSequence(InitialState):
 
     def __call__(self, request: CarryRequest, *, rngs: RngsLike = None) -> Carry:
         """Return each sequence's state, the fallback for unknown ids."""
-        ids = check_ids(request)
-        known = (ids >= 0) & (ids < self.num_sequences)
-        rows = jnp.clip(ids, 0, self.num_sequences - 1)
-
-        def leaf(name: str, spec: jax.ShapeDtypeStruct) -> Array:
-            looked_up = getattr(self, f"init_{name}")[...][rows]
-            fallback = getattr(self, f"init_{name}_fallback")[...]
-            mask = known.reshape(known.shape + (1,) * len(spec.shape))
-            return jnp.where(mask, looked_up, jnp.broadcast_to(fallback, looked_up.shape))
-
-        return request.map(leaf)
+        return per_sequence_carry(
+            request,
+            self.num_sequences,
+            lambda name, _: getattr(self, f"init_{name}")[...],
+            lambda name, _: getattr(self, f"init_{name}_fallback")[...],
+        )
 
 
 class Conditional(InitialState):
     """The carry computed from context features ``[*b, c]`` by an MLP (as :class:`h0.Conditional`).
 
-    NNX creates weights eagerly, so the context size is an argument. The layers are
+    NNX creates weights eagerly, so the context size is a (keyword) argument. The layers are
     ``init_mlp_0``, ``init_mlp_1``... and one output layer per carry leaf, ``init_h`` (LSTM
     ``init_c``/``init_h``), as in Linen.
 
     Args:
-        context_features: The context's feature size ``c``.
         hidden_sizes: Widths of the MLP's hidden layers (``()`` for a linear map).
         activation: Activation of the hidden layers.
         output_activation: Applied to each carry leaf (``None``: linear output).
+        context_features: The context's feature size ``c``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from flax import nnx
+        >>> from h0 import nnx as h0nnx
+        >>> rngs = nnx.Rngs(0)
+        >>> s = h0nnx.Conditional((8,), context_features=6)
+        >>> rnn = h0nnx.RNN(nnx.GRUCell(2, 4, rngs=rngs), s, return_carry=True, rngs=rngs)
+        >>> rnn(jnp.zeros((3, 5, 2)), context=jnp.ones((3, 6)))[0].shape
+        (3, 4)
     """
 
     def __init__(
         self,
-        context_features: int,
         hidden_sizes: Sequence[int] = (64,),
         activation: Callable[[Array], Array] = nnx.tanh,
         output_activation: Callable[[Array], Array] | None = None,
+        *,
+        context_features: int,
     ):
         self.context_features = int(context_features)
-        self.hidden_sizes = tuple(int(w) for w in hidden_sizes)
+        self.hidden_sizes = check_hidden_sizes(hidden_sizes)
         self.activation = activation
         self.output_activation = output_activation
-        self.leaves: tuple[str, ...] = ()
+
+    @property
+    def needs_context(self) -> bool:
+        """Always: the carry is computed from the context."""
+        return True
 
     def build(self, request: CarryRequest, rngs: RngsLike) -> None:
         """Create the MLP's layers."""
@@ -325,28 +351,26 @@ class Conditional(InitialState):
         for name, spec in zip(names, jax.tree.leaves(request.template), strict=True):
             layer = nnx.Linear(width, math.prod(spec.shape), param_dtype=spec.dtype, rngs=rngs)
             setattr(self, f"init_{name}", layer)
-        self.leaves = tuple(names)
 
     def __call__(self, request: CarryRequest, *, rngs: RngsLike = None) -> Carry:
         """Return the MLP's carry for each sequence's context."""
-        x = check_context(request)
-        if x.shape[-1] != self.context_features:
+        features = check_context(request).shape[-1]
+        if features != self.context_features:
             raise ValueError(
-                f"context has {x.shape[-1]} features (shape {x.shape}) but Conditional was built "
-                f"with context_features={self.context_features}."
+                f"context has {features} features (shape {request.context.shape}) but "
+                f"Conditional was built with context_features={self.context_features}."
             )
-        for i in range(len(self.hidden_sizes)):
-            x = self.activation(getattr(self, f"init_mlp_{i}")(x))
+        hidden = [getattr(self, f"init_mlp_{i}") for i in range(len(self.hidden_sizes))]
+        return conditional_carry(
+            request,
+            hidden,
+            lambda name, _: getattr(self, f"init_{name}"),
+            self.activation,
+            self.output_activation,
+        )
 
-        def leaf(name: str, spec: jax.ShapeDtypeStruct) -> Array:
-            y = getattr(self, f"init_{name}")(x)
-            y = y.reshape((*request.batch_shape, *spec.shape)).astype(spec.dtype)
-            return y if self.output_activation is None else self.output_activation(y)
 
-        return request.map(leaf)
-
-
-class WarmUp(InitialState):
+class WarmUp(_WarmUpTraits, InitialState):
     """Burn-in over the first ``steps`` inputs from ``start``'s carry (as :class:`h0.WarmUp`).
 
     Args:
@@ -366,18 +390,74 @@ class WarmUp(InitialState):
         """Return the carry the burn-in starts from."""
         return self.start(request, rngs=rngs)
 
-    def warmup_steps(self) -> int:
-        """The number of burn-in steps."""
-        return self.steps
+    def mean(self) -> WarmUp:
+        """The same burn-in from ``start``'s mean."""
+        return WarmUp(self.steps, self.start.mean())
+
+
+def _linen_twin(cell: nnx.Module) -> tuple[nn.Module, Callable[[], dict[str, Any]]] | None:
+    """The Linen cell computing what ``cell`` computes, and its parameters from ``cell``'s.
+
+    For Flax's NNX ``GRUCell``, ``LSTMCell`` and ``OptimizedLSTMCell`` with default activations
+    and dtype, so that :func:`h0._fast.fast_scan` can run them; ``None`` for other cells. The
+    parameters are read (and sliced) when called, so gradients flow back to ``cell``'s.
+    """
+    kind = type(cell)
+    if kind not in (nnx.GRUCell, nnx.LSTMCell, nnx.OptimizedLSTMCell) or not (
+        cell.gate_fn is nn.sigmoid and cell.activation_fn is nn.tanh and cell.dtype is None
+    ):
+        return None
+    hidden = cell.hidden_features
+
+    def split(layer: nnx.Linear, gates: str, field: str) -> dict[str, Array]:
+        return dict(zip(gates, jnp.split(getattr(layer, field)[...], len(gates), -1), strict=True))
+
+    if kind is nnx.GRUCell:
+
+        def gru_params() -> dict[str, Any]:
+            ki, bi = split(cell.dense_i, "rzn", "kernel"), split(cell.dense_i, "rzn", "bias")
+            kh = split(cell.dense_h, "rzn", "kernel")
+            params = {f"i{g}": {"kernel": ki[g], "bias": bi[g]} for g in "rzn"}
+            params |= {f"h{g}": {"kernel": kh[g]} for g in "rzn"}
+            params["hn"]["bias"] = jnp.zeros_like(bi["n"])  # NNX has no bias on W_hn h
+            return params
+
+        return nn.GRUCell(hidden), gru_params
+    if kind is nnx.LSTMCell:
+
+        def lstm_params() -> dict[str, Any]:
+            inputs = {
+                f"i{g}": {"kernel": getattr(cell, "if_" if g == "f" else f"i{g}").kernel[...]}
+                for g in "ifgo"
+            }
+            recurrent = {
+                f"h{g}": {
+                    "kernel": getattr(cell, f"h{g}").kernel[...],
+                    "bias": getattr(cell, f"h{g}").bias[...],
+                }
+                for g in "ifgo"
+            }
+            return inputs | recurrent
+
+        return nn.LSTMCell(hidden), lstm_params
+
+    def optimized_lstm_params() -> dict[str, Any]:
+        ki, kh = split(cell.dense_i, "ifgo", "kernel"), split(cell.dense_h, "ifgo", "kernel")
+        bh = split(cell.dense_h, "ifgo", "bias")
+        return {f"i{g}": {"kernel": ki[g]} for g in "ifgo"} | {
+            f"h{g}": {"kernel": kh[g], "bias": bh[g]} for g in "ifgo"
+        }
+
+    return nn.OptimizedLSTMCell(hidden), optimized_lstm_params
 
 
 class RNN(nnx.Module):
     """Run an NNX cell over ``[*batch, time, features]`` inputs from a strategy's carry.
 
-    The NNX twin of :class:`h0.RNN`: same arguments, masking, reversal, burn-in and errors. The
-    strategy is built here (its parameters created with ``rngs``) and kept as the attribute
-    ``initial_state``, so ``nnx.state(model, nnx.Param)`` holds ``...['initial_state']['init_h']``
-    and :func:`h0.initial_state_mask` finds it.
+    The NNX twin of :class:`h0.RNN`: same arguments (``fast`` and ``remat`` included), masking,
+    reversal, burn-in and errors. The strategy is built here (its parameters created with
+    ``rngs``) and kept as the attribute ``initial_state``, so ``nnx.state(model, nnx.Param)``
+    holds ``...['initial_state']['init_h']`` and :func:`h0.initial_state_mask` finds it.
 
     Args:
         cell: An NNX cell, ``cell(carry, x) -> (carry, y)`` with ``initialize_carry(input_shape,
@@ -387,6 +467,11 @@ class RNN(nnx.Module):
         reverse: Run each sequence's valid part backwards.
         return_carry: Return ``(carry, outputs)`` instead of ``outputs``.
         unroll: Scan steps unrolled per loop iteration.
+        fast: Run ``nnx.GRUCell``/``nnx.LSTMCell``/``nnx.OptimizedLSTMCell`` (default
+            activations) with the same dedicated recurrence as :class:`h0.RNN` (see
+            :mod:`h0._fast`), on the cell's parameters; ``False`` always steps the cell.
+        remat: With the fast path, recompute the gates in the backward pass instead of saving
+            them (as :class:`h0.RNN`).
         in_features: The input size, for cells without an ``in_features`` attribute.
         rngs: ``nnx.Rngs`` for the strategy's parameters (stream ``'params'``).
 
@@ -409,6 +494,8 @@ class RNN(nnx.Module):
         reverse: bool = False,
         return_carry: bool = False,
         unroll: int = 1,
+        fast: bool = True,
+        remat: bool = False,
         in_features: int | None = None,
         rngs: nnx.Rngs | None = None,
     ):
@@ -424,6 +511,8 @@ class RNN(nnx.Module):
         self.reverse = reverse
         self.return_carry = return_carry
         self.unroll = unroll
+        self.fast = fast
+        self.remat = remat
         template = nnx_carry_template(cell, self.in_features)
         self._template = _Static(template)
         self._names = _Static(nnx_carry_names(cell, template))
@@ -432,21 +521,17 @@ class RNN(nnx.Module):
                 f"This {type(initial_state).__name__} strategy already belongs to another RNN; "
                 "give each RNN its own strategy instance."
             )
-        initial_state.build(self._request(()), rngs)
+        initial_state.build(CarryRequest(template, self._names.value, ()), rngs)
         initial_state._h0_built = True
         self.initial_state = initial_state
 
-    def _request(self, batch_shape: tuple[int, ...], **kwargs: Any) -> CarryRequest:
-        return CarryRequest(
-            template=self._template.value,
-            names=self._names.value,
-            batch_shape=batch_shape,
-            **kwargs,
-        )
-
     def warmup_steps(self, initial_carry: Carry | None = None) -> int:
         """Steps the initial-state strategy consumes (0 when ``initial_carry`` overrides it)."""
-        return 0 if initial_carry is not None else self.initial_state.warmup_steps()
+        return burn_in_steps(self.initial_state, initial_carry)
+
+    def _fast_scan(self) -> Callable[..., tuple[Carry, Array]] | None:
+        twin = _linen_twin(self.cell) if self.fast else None
+        return None if twin is None else _fast.fast_scan(twin[0], twin[1](), remat=self.remat)
 
     def scan(
         self,
@@ -457,91 +542,55 @@ class RNN(nnx.Module):
         context: Float[Array, "*b c"] | None = None,
         initial_carry: Carry | None = None,
         deterministic: bool | None = None,
+        reverse: bool | None = None,
         rngs: RngsLike = None,
     ) -> tuple[Carry, Float[Array, "*b t h"]]:
-        """Like ``__call__``, but always returns ``(carry, outputs)``."""
-        inputs = check_inputs(inputs)
-        *batch, time, num_features = inputs.shape
-        batch_shape = tuple(batch)
-        if num_features != self.in_features:
-            raise ValueError(
-                f"inputs have {num_features} features (shape {inputs.shape}) but the cell expects "
-                f"in_features={self.in_features}."
-            )
-        lengths = check_lengths(seq_lengths, batch_shape, time)
-        warmup = self.warmup_steps(initial_carry)
-        if warmup > time:
-            raise ValueError(
-                f"WarmUp({warmup}) needs at least {warmup} time steps; inputs have shape "
-                f"{inputs.shape} ({time} steps)."
-            )
-        template = self._template.value
-        if initial_carry is None:
-            request = self._request(
-                batch_shape, ids=ids, context=context, deterministic=deterministic
-            )
-            carry = check_carry(
-                self.initial_state(request, rngs=rngs),
-                template,
-                batch_shape,
-                argument="The strategy's carry",
-            )
-        else:
-            carry = check_carry(initial_carry, template, batch_shape, argument="initial_carry")
+        """Run the cell and return ``(final_carry, outputs)``; arguments as :meth:`h0.RNN.scan`.
 
+        ``deterministic=None`` leaves it to the strategy (``model.train()``/``model.eval()``);
+        ``rngs`` supplies the ``'carry'`` stream for :class:`Random`/:class:`LearnedNoisy`.
+        ``__call__`` takes the same arguments.
+        """
         graphdef, state = nnx.split(self.cell)
 
         def step(carry: Carry, x: Array) -> tuple[Carry, Array]:
             return nnx.merge(graphdef, state)(carry, x)
 
-        size = math.prod(batch_shape)
-        xs = jnp.swapaxes(inputs.reshape((size, time, num_features)), 0, 1)
-        carry, ys = _scan.run_sequence(
+        def start(batch_shape: tuple[int, ...]) -> Carry:
+            request = CarryRequest(
+                self._template.value, self._names.value, batch_shape, ids, context, deterministic
+            )
+            return start_carry(lambda r: self.initial_state(r, rngs=rngs), request, initial_carry)
+
+        return _scan.run_rnn(
             step,
-            flatten_batch(carry, batch_shape),
-            xs,
-            None if lengths is None else lengths.reshape((size,)),
-            reverse=self.reverse,
-            warmup=warmup,
+            start,
+            inputs,
+            seq_lengths,
+            reverse=self.reverse if reverse is None else reverse,
+            warmup=self.warmup_steps(initial_carry),
             unroll=self.unroll,
+            in_features=self.in_features,
+            fast_scan=self._fast_scan(),
         )
-        ys = jax.tree.map(lambda y: unflatten_batch(jnp.swapaxes(y, 0, 1), batch_shape), ys)
-        return unflatten_batch(carry, batch_shape), ys
 
     def __call__(
-        self,
-        inputs: Float[Array, "*b t f"],
-        *,
-        seq_lengths: Int[Array, "*b"] | None = None,
-        ids: Int[Array, "*b"] | None = None,
-        context: Float[Array, "*b c"] | None = None,
-        initial_carry: Carry | None = None,
-        deterministic: bool | None = None,
-        rngs: RngsLike = None,
+        self, inputs: Float[Array, "*b t f"], **kwargs: Any
     ) -> Float[Array, "*b t h"] | tuple[Carry, Float[Array, "*b t h"]]:
-        """Run the cell over ``inputs``; arguments as :meth:`h0.RNN.__call__`.
-
-        ``deterministic=None`` leaves it to the strategy (``model.train()``/``model.eval()``);
-        ``rngs`` supplies the ``'carry'`` stream for :class:`Random`/:class:`LearnedNoisy`.
-        """
-        carry, ys = self.scan(
-            inputs,
-            seq_lengths=seq_lengths,
-            ids=ids,
-            context=context,
-            initial_carry=initial_carry,
-            deterministic=deterministic,
-            rngs=rngs,
-        )
+        """Run the cell over ``inputs``; keyword arguments as :meth:`scan`."""
+        carry, ys = self.scan(inputs, **kwargs)
         return (carry, ys) if self.return_carry else ys
 
 
 class Bidirectional(nnx.Module):
-    """One RNN forwards and one backwards (``reverse=True``), outputs merged (as :class:`h0.Bidirectional`).
+    """One RNN forwards and the other backwards, outputs merged (as :class:`h0.Bidirectional`).
+
+    As in :class:`flax.linen.Bidirectional`, the second RNN runs backwards whatever its
+    ``reverse`` (``reverse=True`` on it is accepted), outputs in input order.
 
     Args:
-        forward: The forward :class:`RNN`.
-        backward: The backward :class:`RNN`; must have ``reverse=True``.
+        forward: The forward :class:`RNN` (``reverse=False``).
+        backward: The backward :class:`RNN`.
         merge: ``merge(forward_outputs, backward_outputs)``; default concatenation.
         return_carry: Return ``((forward_carry, backward_carry), outputs)``.
     """
@@ -554,10 +603,7 @@ class Bidirectional(nnx.Module):
         merge: Callable[[Array, Array], Array] = concat_outputs,
         return_carry: bool = False,
     ):
-        if not backward.reverse:
-            raise ValueError("Bidirectional's backward RNN must have reverse=True.")
-        if forward.reverse:
-            raise ValueError("Bidirectional's forward RNN must have reverse=False.")
+        _scan.check_forward(forward)
         self.forward = forward
         self.backward = backward
         self.merge = merge
@@ -571,52 +617,22 @@ class Bidirectional(nnx.Module):
         self,
         inputs: Float[Array, "*b t f"],
         *,
-        seq_lengths: Int[Array, "*b"] | None = None,
-        ids: Int[Array, "*b"] | None = None,
-        context: Float[Array, "*b c"] | None = None,
         initial_carry: tuple[Carry, Carry] | None = None,
-        deterministic: bool | None = None,
-        rngs: RngsLike = None,
+        **kwargs: Any,
     ) -> tuple[tuple[Carry, Carry], Array]:
-        """Like ``__call__``, but always returns ``((forward_carry, backward_carry), outputs)``."""
-        fwd_carry, bwd_carry = (None, None) if initial_carry is None else initial_carry
-        kwargs = dict(
-            seq_lengths=seq_lengths,
-            ids=ids,
-            context=context,
-            deterministic=deterministic,
-            rngs=rngs,
+        """Run both directions; return ``((forward_carry, backward_carry), outputs)``.
+
+        Keyword arguments as :meth:`RNN.scan`, ``initial_carry`` a pair.
+        """
+        return _scan.run_bidirectional(
+            self.forward, self.backward, self.merge, inputs, initial_carry=initial_carry, **kwargs
         )
-        carry_f, y_f = self.forward.scan(inputs, initial_carry=fwd_carry, **kwargs)
-        carry_b, y_b = self.backward.scan(inputs, initial_carry=bwd_carry, **kwargs)
-        if y_f.shape[:-1] != y_b.shape[:-1]:
-            raise ValueError(
-                f"The two directions' outputs differ in shape ({y_f.shape} vs {y_b.shape}): give "
-                "both the same WarmUp steps."
-            )
-        return (carry_f, carry_b), self.merge(y_f, y_b)
 
     def __call__(
-        self,
-        inputs: Float[Array, "*b t f"],
-        *,
-        seq_lengths: Int[Array, "*b"] | None = None,
-        ids: Int[Array, "*b"] | None = None,
-        context: Float[Array, "*b c"] | None = None,
-        initial_carry: tuple[Carry, Carry] | None = None,
-        deterministic: bool | None = None,
-        rngs: RngsLike = None,
+        self, inputs: Float[Array, "*b t f"], **kwargs: Any
     ) -> Array | tuple[tuple[Carry, Carry], Array]:
-        """Run both directions; arguments as :meth:`RNN.__call__` (``initial_carry`` a pair)."""
-        carries, ys = self.scan(
-            inputs,
-            seq_lengths=seq_lengths,
-            ids=ids,
-            context=context,
-            initial_carry=initial_carry,
-            deterministic=deterministic,
-            rngs=rngs,
-        )
+        """Run both directions; keyword arguments as :meth:`scan`."""
+        carries, ys = self.scan(inputs, **kwargs)
         return (carries, ys) if self.return_carry else ys
 
 
@@ -655,33 +671,28 @@ class Stacked(nnx.Module):
         self,
         inputs: Float[Array, "*b t f"],
         *,
-        seq_lengths: Int[Array, "*b"] | None = None,
-        ids: Int[Array, "*b"] | None = None,
-        context: Float[Array, "*b c"] | None = None,
         initial_carry: Sequence[Carry | None] | None = None,
         deterministic: bool | None = None,
         rngs: RngsLike = None,
+        **kwargs: Any,
     ) -> Array | tuple[tuple[Carry, ...], Array]:
-        """Run the layers; ``initial_carry`` is one carry (or ``None``) per layer."""
-        if initial_carry is not None and len(initial_carry) != len(self.layers):
-            raise ValueError(
-                f"initial_carry has {len(initial_carry)} entries but the stack has "
-                f"{len(self.layers)} layers; pass one carry (or None) per layer."
-            )
-        carries = []
-        x = inputs
-        lengths = seq_lengths
-        for i, layer in enumerate(self.layers):
-            if i > 0 and self.dropout > 0:
-                x = self.dropouts[i - 1](x, deterministic=deterministic, rngs=rngs)
-            layer_carry = None if initial_carry is None else initial_carry[i]
-            kwargs = dict(ids=ids, context=context, deterministic=deterministic, rngs=rngs)
-            carry, x = layer.scan(x, seq_lengths=lengths, initial_carry=layer_carry, **kwargs)
-            warmup = layer.warmup_steps(layer_carry)
-            if warmup and lengths is not None:
-                lengths = jnp.maximum(jnp.asarray(lengths) - warmup, 0)
-            carries.append(carry)
-        return (tuple(carries), x) if self.return_carry else x
+        """Run the layers; arguments as :meth:`h0.Stacked.__call__`, plus ``rngs``."""
+
+        def between(i: int, x: Array) -> Array:
+            if not self.dropouts:
+                return x
+            return self.dropouts[i - 1](x, deterministic=deterministic, rngs=rngs)
+
+        carries, x = _scan.run_stacked(
+            list(self.layers),
+            inputs,
+            initial_carry=initial_carry,
+            between=between,
+            deterministic=deterministic,
+            rngs=rngs,
+            **kwargs,
+        )
+        return (carries, x) if self.return_carry else x
 
 
 __all__ = [

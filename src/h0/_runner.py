@@ -1,75 +1,30 @@
 """Linen front-end of the runner: ``RNN``, ``Bidirectional`` and ``Stacked``.
 
-The modules are thin shells: they check arguments, ask the initial-state strategy for the carry,
-reshape to time-major with one batch axis, and hand a pure step function to
-:func:`h0._scan.run_sequence`, which owns time (masking, reversal, burn-in).
+The modules are thin shells: they hold the cell's and the strategy's parameters and hand a pure
+step function to :func:`h0._scan.run_rnn`, which checks the arguments, reshapes and owns time
+(masking, reversal, burn-in); :func:`h0._scan.run_bidirectional` and :func:`h0._scan.run_stacked`
+compose runs. The NNX twins in :mod:`h0._nnx` call the same functions.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Float, Int
 
 from h0 import _fast, _scan
-from h0._carry import (
-    carry_names,
-    carry_template,
-    check_carry,
-    flatten_batch,
-    is_float,
-    unflatten_batch,
-)
-from h0._strategies import CarryRequest, InitialState, Zeros
+from h0._carry import carry_names, carry_template
+from h0._scan import check_inputs, check_lengths, concat_outputs
+from h0._strategies import CarryRequest, InitialState, Zeros, burn_in_steps, start_carry
 from h0._typing import Array, Carry
 
-
-def check_inputs(inputs: Any) -> Array:
-    """Check that ``inputs`` is a float array ``[*b, t, f]`` and return it as a JAX array."""
-    inputs = jnp.asarray(inputs)
-    if inputs.ndim < 2:
-        raise ValueError(
-            f"inputs must have shape [*batch, time, features] (at least 2 dimensions); got shape "
-            f"{inputs.shape}."
-        )
-    if not is_float(inputs):
-        raise TypeError(
-            f"inputs must be floating point, got dtype {inputs.dtype} with shape {inputs.shape}; "
-            "cast them, e.g. inputs.astype(jnp.float32)."
-        )
-    return inputs
-
-
-def check_lengths(seq_lengths: Any, batch_shape: tuple[int, ...], time: int) -> Array | None:
-    """Check ``seq_lengths`` against the inputs' batch shape and time steps."""
-    if seq_lengths is None:
-        return None
-    lengths = jnp.asarray(seq_lengths)
-    if not jnp.issubdtype(lengths.dtype, jnp.integer):
-        raise TypeError(f"seq_lengths must be integers, got dtype {lengths.dtype}.")
-    if lengths.shape != batch_shape:
-        raise ValueError(
-            f"seq_lengths has shape {lengths.shape} but inputs have batch shape {batch_shape}; "
-            "pass one length per sequence."
-        )
-    if not isinstance(lengths, jax.core.Tracer):
-        values = np.asarray(lengths)
-        bad = (values < 0) | (values > time)
-        if bad.any():
-            where = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(
-                f"seq_lengths must lie in [0, {time}] (the inputs' time steps); got "
-                f"{int(values[where])} at index {where}."
-            )
-    # Under jit the values cannot be checked; clipping keeps out-of-range lengths well defined.
-    return jnp.clip(lengths, 0, time).astype(jnp.int32)
+# check_inputs, check_lengths and concat_outputs live in the pure core; importable from here too.
+__all__ = ["RNN", "Bidirectional", "Stacked", "check_inputs", "check_lengths", "concat_outputs"]
 
 
 class RNN(nn.Module):
@@ -115,7 +70,7 @@ class RNN(nn.Module):
     @nn.nowrap
     def warmup_steps(self, initial_carry: Carry | None = None) -> int:
         """Steps the initial-state strategy consumes (0 when ``initial_carry`` overrides it)."""
-        return 0 if initial_carry is not None else self.initial_state.warmup_steps()
+        return burn_in_steps(self.initial_state, initial_carry)
 
     def _cell_params(self, num_features: int, template: Carry) -> Any:
         # The cell's own scope holds its parameters: under 'cell' when the RNN adopted it, or
@@ -137,75 +92,12 @@ class RNN(nn.Module):
         context: Float[Array, "*b c"] | None = None,
         initial_carry: Carry | None = None,
         deterministic: bool = True,
+        reverse: bool | None = None,
     ) -> tuple[Carry, Float[Array, "*b t h"]]:
-        """Like ``__call__``, but always returns ``(carry, outputs)``."""
-        inputs = check_inputs(inputs)
-        *batch, time, num_features = inputs.shape
-        batch_shape = tuple(batch)
-        lengths = check_lengths(seq_lengths, batch_shape, time)
-        warmup = self.warmup_steps(initial_carry)
-        if warmup > time:
-            raise ValueError(
-                f"WarmUp({warmup}) needs at least {warmup} time steps; inputs have shape "
-                f"{inputs.shape} ({time} steps)."
-            )
+        """Run the cell over ``inputs`` and return ``(final_carry, outputs)``.
 
-        template = carry_template(self.cell, num_features)
-        params = self._cell_params(num_features, template)
-        if initial_carry is None:
-            request = CarryRequest(
-                template=template,
-                names=carry_names(self.cell, template),
-                batch_shape=batch_shape,
-                ids=ids,
-                context=context,
-                deterministic=deterministic,
-            )
-            carry = check_carry(
-                self.initial_state(request), template, batch_shape, argument="The strategy's carry"
-            )
-        else:
-            carry = check_carry(initial_carry, template, batch_shape, argument="initial_carry")
-
-        cell = self.cell.clone(parent=None)
-
-        def step(carry: Carry, x: Array) -> tuple[Carry, Array]:
-            return cell.apply({"params": params}, carry, x)
-
-        fast_scan = _fast.fast_scan(cell, params, remat=self.remat) if self.fast else None
-        # The fast path works batch-major; the generic one scans time-major.
-        time_axis = 0 if fast_scan is None else 1
-        size = math.prod(batch_shape)
-        xs = inputs.reshape((size, time, num_features))
-        if time_axis == 0:
-            xs = jnp.swapaxes(xs, 0, 1)
-        carry, ys = _scan.run_sequence(
-            step,
-            flatten_batch(carry, batch_shape),
-            xs,
-            None if lengths is None else lengths.reshape((size,)),
-            reverse=self.reverse,
-            warmup=warmup,
-            unroll=self.unroll,
-            scan=fast_scan or _scan.masked_scan,
-            time_axis=time_axis,
-        )
-        if time_axis == 0:
-            ys = jax.tree.map(lambda y: jnp.swapaxes(y, 0, 1), ys)
-        ys = jax.tree.map(lambda y: unflatten_batch(y, batch_shape), ys)
-        return unflatten_batch(carry, batch_shape), ys
-
-    def __call__(
-        self,
-        inputs: Float[Array, "*b t f"],
-        *,
-        seq_lengths: Int[Array, "*b"] | None = None,
-        ids: Int[Array, "*b"] | None = None,
-        context: Float[Array, "*b c"] | None = None,
-        initial_carry: Carry | None = None,
-        deterministic: bool = True,
-    ) -> Float[Array, "*b t h"] | tuple[Carry, Float[Array, "*b t h"]]:
-        """Run the cell over ``inputs``.
+        ``__call__`` takes the same arguments and returns the outputs alone unless
+        ``return_carry=True``.
 
         Args:
             inputs: ``[*batch, time, features]``, or ``[time, features]`` for one sequence.
@@ -214,48 +106,73 @@ class RNN(nn.Module):
             context: Context features ``[*batch, c]`` for :class:`h0.Conditional`.
             initial_carry: A carry of the batch shape that replaces the strategy for this call.
             deterministic: ``False`` while training: noise-adding strategies add noise.
+            reverse: Overrides the ``reverse`` attribute for this call (as
+                :class:`flax.linen.RNN`'s does); :class:`h0.Bidirectional` uses it.
 
         Returns:
-            Outputs ``[*batch, time - warmup, hidden]``; with ``return_carry=True``,
-            ``(final_carry, outputs)``.
+            ``(final_carry, outputs)``, outputs ``[*batch, time - warmup, hidden]``.
 
         Raises:
             ValueError: For inputs of rank < 2, ``seq_lengths``/``ids``/``context`` of the wrong
                 shape, lengths outside ``[0, time]``, a carry that does not match the cell.
             TypeError: For integer inputs, float lengths or ids.
         """
-        carry, ys = self.scan(
+        num_features = check_inputs(inputs).shape[-1]
+        template = carry_template(self.cell, num_features)
+        params = self._cell_params(num_features, template)
+        names = carry_names(self.cell, template)
+        cell = self.cell.clone(parent=None)
+
+        def step(carry: Carry, x: Array) -> tuple[Carry, Array]:
+            return cell.apply({"params": params}, carry, x)
+
+        def start(batch_shape: tuple[int, ...]) -> Carry:
+            request = CarryRequest(template, names, batch_shape, ids, context, deterministic)
+            return start_carry(self.initial_state, request, initial_carry)
+
+        return _scan.run_rnn(
+            step,
+            start,
             inputs,
-            seq_lengths=seq_lengths,
-            ids=ids,
-            context=context,
-            initial_carry=initial_carry,
-            deterministic=deterministic,
+            seq_lengths,
+            reverse=self.reverse if reverse is None else reverse,
+            warmup=self.warmup_steps(initial_carry),
+            unroll=self.unroll,
+            fast_scan=_fast.fast_scan(cell, params, remat=self.remat) if self.fast else None,
         )
+
+    def __call__(
+        self, inputs: Float[Array, "*b t f"], **kwargs: Any
+    ) -> Float[Array, "*b t h"] | tuple[Carry, Float[Array, "*b t h"]]:
+        """Run the cell over ``inputs``; keyword arguments as :meth:`scan`.
+
+        Returns:
+            Outputs ``[*batch, time - warmup, hidden]``; with ``return_carry=True``,
+            ``(final_carry, outputs)``.
+        """
+        carry, ys = self.scan(inputs, **kwargs)
         return (carry, ys) if self.return_carry else ys
 
 
-def concat_outputs(forward: Array, backward: Array) -> Array:
-    """Concatenate two directions' outputs along the feature axis."""
-    return jnp.concatenate([forward, backward], axis=-1)
-
-
 class Bidirectional(nn.Module):
-    """Run one RNN forwards and one backwards (``reverse=True``) and merge their outputs.
+    """Run one RNN forwards and the other backwards and merge their outputs.
 
-    Each direction has its own initial-state strategy; with ``seq_lengths`` the backward RNN
-    starts at each sequence's last valid step, not at the padding.
+    As in :class:`flax.linen.Bidirectional`, the second RNN runs backwards whatever its
+    ``reverse`` (``reverse=True`` on it is accepted and changes nothing), and its outputs come
+    back in input order. Each direction has its own initial-state strategy; with
+    ``seq_lengths`` the backward RNN starts at each sequence's last valid step, not at the
+    padding.
 
     Attributes:
-        forward: The forward :class:`h0.RNN`.
-        backward: The backward :class:`h0.RNN`; must have ``reverse=True``.
+        forward: The forward :class:`h0.RNN` (``reverse=False``).
+        backward: The backward :class:`h0.RNN`.
         merge: ``merge(forward_outputs, backward_outputs)``; default concatenation.
         return_carry: Return ``((forward_carry, backward_carry), outputs)``.
 
     Example:
         >>> import flax.linen as nn, jax, jax.numpy as jnp, h0
         >>> bi = h0.Bidirectional(h0.RNN(nn.GRUCell(4), h0.Learned()),
-        ...                       h0.RNN(nn.GRUCell(4), h0.Learned(), reverse=True))
+        ...                       h0.RNN(nn.GRUCell(4), h0.Learned()))
         >>> x = jnp.ones((2, 6, 3))
         >>> bi.apply(bi.init(jax.random.key(0), x), x, seq_lengths=jnp.array([6, 3])).shape
         (2, 6, 8)
@@ -270,29 +187,16 @@ class Bidirectional(nn.Module):
         self,
         inputs: Float[Array, "*b t f"],
         *,
-        seq_lengths: Int[Array, "*b"] | None = None,
-        ids: Int[Array, "*b"] | None = None,
-        context: Float[Array, "*b c"] | None = None,
         initial_carry: tuple[Carry, Carry] | None = None,
-        deterministic: bool = True,
+        **kwargs: Any,
     ) -> tuple[tuple[Carry, Carry], Array]:
-        """Like ``__call__``, but always returns ``((forward_carry, backward_carry), outputs)``."""
-        if not self.backward.reverse:
-            raise ValueError("Bidirectional's backward RNN must have reverse=True.")
-        if self.forward.reverse:
-            raise ValueError("Bidirectional's forward RNN must have reverse=False.")
-        fwd_carry, bwd_carry = (None, None) if initial_carry is None else initial_carry
-        kwargs = dict(
-            seq_lengths=seq_lengths, ids=ids, context=context, deterministic=deterministic
+        """Run both directions; return ``((forward_carry, backward_carry), outputs)``.
+
+        Keyword arguments as :meth:`h0.RNN.scan`, ``initial_carry`` a pair.
+        """
+        return _scan.run_bidirectional(
+            self.forward, self.backward, self.merge, inputs, initial_carry=initial_carry, **kwargs
         )
-        carry_f, y_f = self.forward.scan(inputs, initial_carry=fwd_carry, **kwargs)
-        carry_b, y_b = self.backward.scan(inputs, initial_carry=bwd_carry, **kwargs)
-        if y_f.shape[:-1] != y_b.shape[:-1]:
-            raise ValueError(
-                f"The two directions' outputs differ in shape ({y_f.shape} vs {y_b.shape}): give "
-                "both the same WarmUp steps."
-            )
-        return (carry_f, carry_b), self.merge(y_f, y_b)
 
     @nn.nowrap
     def warmup_steps(self, initial_carry: Any = None) -> int:
@@ -300,24 +204,10 @@ class Bidirectional(nn.Module):
         return self.forward.warmup_steps(None if initial_carry is None else initial_carry[0])
 
     def __call__(
-        self,
-        inputs: Float[Array, "*b t f"],
-        *,
-        seq_lengths: Int[Array, "*b"] | None = None,
-        ids: Int[Array, "*b"] | None = None,
-        context: Float[Array, "*b c"] | None = None,
-        initial_carry: tuple[Carry, Carry] | None = None,
-        deterministic: bool = True,
+        self, inputs: Float[Array, "*b t f"], **kwargs: Any
     ) -> Array | tuple[tuple[Carry, Carry], Array]:
-        """Run both directions; arguments as :meth:`h0.RNN.__call__` (``initial_carry`` a pair)."""
-        carries, ys = self.scan(
-            inputs,
-            seq_lengths=seq_lengths,
-            ids=ids,
-            context=context,
-            initial_carry=initial_carry,
-            deterministic=deterministic,
-        )
+        """Run both directions; keyword arguments as :meth:`scan`."""
+        carries, ys = self.scan(inputs, **kwargs)
         return (carries, ys) if self.return_carry else ys
 
 
@@ -349,28 +239,33 @@ class Stacked(nn.Module):
         inputs: Float[Array, "*b t f"],
         *,
         seq_lengths: Int[Array, "*b"] | None = None,
-        ids: Int[Array, "*b"] | None = None,
-        context: Float[Array, "*b c"] | None = None,
         initial_carry: Sequence[Carry | None] | None = None,
         deterministic: bool = True,
+        **kwargs: Any,
     ) -> Array | tuple[tuple[Carry, ...], Array]:
-        """Run the layers; ``initial_carry`` is one carry (or ``None``) per layer."""
-        if initial_carry is not None and len(initial_carry) != len(self.layers):
-            raise ValueError(
-                f"initial_carry has {len(initial_carry)} entries but the stack has "
-                f"{len(self.layers)} layers; pass one carry (or None) per layer."
-            )
-        carries = []
-        x = inputs
-        lengths = seq_lengths
-        for i, layer in enumerate(self.layers):
-            if i > 0 and self.dropout > 0:
-                x = nn.Dropout(self.dropout, name=f"dropout_{i}")(x, deterministic=deterministic)
-            layer_carry = None if initial_carry is None else initial_carry[i]
-            kwargs = dict(ids=ids, context=context, deterministic=deterministic)
-            carry, x = layer.scan(x, seq_lengths=lengths, initial_carry=layer_carry, **kwargs)
-            warmup = layer.warmup_steps(layer_carry)
-            if warmup and lengths is not None:
-                lengths = jnp.maximum(jnp.asarray(lengths) - warmup, 0)
-            carries.append(carry)
-        return (tuple(carries), x) if self.return_carry else x
+        """Run the layers.
+
+        Args:
+            inputs: ``[*batch, time, features]``.
+            seq_lengths: Valid steps per sequence; each layer's burn-in is taken off for the
+                layers after it.
+            initial_carry: One carry (or ``None``) per layer.
+            deterministic: ``False`` while training: dropout and noise-adding strategies on.
+            **kwargs: Passed to every layer (``ids``, ``context``), as :meth:`h0.RNN.scan`.
+        """
+
+        def between(i: int, x: Array) -> Array:
+            if self.dropout == 0:
+                return x
+            return nn.Dropout(self.dropout, name=f"dropout_{i}")(x, deterministic=deterministic)
+
+        carries, x = _scan.run_stacked(
+            self.layers,
+            inputs,
+            seq_lengths=seq_lengths,
+            initial_carry=initial_carry,
+            between=between,
+            deterministic=deterministic,
+            **kwargs,
+        )
+        return (carries, x) if self.return_carry else x

@@ -5,6 +5,13 @@ recurrence; :class:`WarmUp` only declares how many steps the runner should burn 
 Every parameter a strategy creates is named ``init_*`` (after the carry's leaves: ``init_h``;
 LSTM ``init_c`` and ``init_h``) and lives under the runner's ``initial_state`` scope, which is how
 :func:`h0.initial_state_mask` finds them.
+
+What the strategies compute is written once, as pure functions over a :class:`CarryRequest`
+(:func:`zeros_carry`, :func:`noise_carry`, :func:`per_sequence_carry`...); the Linen modules here
+and their NNX twins in :mod:`h0._nnx` only differ in how they hold parameters. What a caller may
+ask a strategy (:class:`StrategyTraits`: burn-in steps, whether it needs ``ids``, ``context`` or
+the ``'carry'`` rng stream, its deterministic mean) is answered the same way by both, and
+:func:`strategy_from_name` is the one place that turns a name into a strategy.
 """
 
 from __future__ import annotations
@@ -19,13 +26,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from h0._carry import broadcast_state, is_float
+from h0._carry import broadcast_state, check_carry, is_float
 from h0._typing import Array, Carry, PyTree
 
 Initializer = Callable[[jax.Array, tuple[int, ...], Any], Array]
 InitSpec = str | Initializer | Array | np.ndarray | Mapping[str, Any]
 
 _INIT_NAMES = ("zeros", "normal", "glorot", "xavier", "he", "kaiming")
+
+#: The names :func:`strategy_from_name` accepts.
+STRATEGY_NAMES = (
+    "zeros",
+    "random",
+    "learned",
+    "learned_noisy",
+    "per_sequence",
+    "conditional",
+    "warmup",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +168,12 @@ def check_context(request: CarryRequest) -> Array:
     return context
 
 
-def _check_learn(learn: Sequence[str] | None, names: PyTree) -> set[str]:
+def check_learn(learn: Sequence[str] | None, names: PyTree) -> set[str]:
+    """The carry leaves a learned strategy learns: all for ``learn=None``, else the named ones.
+
+    Raises:
+        ValueError: When ``learn`` names a leaf the carry does not have.
+    """
     all_names = set(jax.tree.leaves(names))
     if learn is None:
         return all_names
@@ -164,6 +187,220 @@ def _check_learn(learn: Sequence[str] | None, names: PyTree) -> set[str]:
     return chosen
 
 
+def check_hidden_sizes(hidden_sizes: Any) -> tuple[int, ...]:
+    """Check :class:`Conditional`'s ``hidden_sizes`` (a sequence of layer widths).
+
+    Raises:
+        TypeError: For a single number (``Conditional(6)``), which is not a list of widths.
+    """
+    if not isinstance(hidden_sizes, Sequence):
+        raise TypeError(
+            f"hidden_sizes must be a sequence of layer widths such as (64,) or () for a linear "
+            f"map; got {hidden_sizes!r}."
+        )
+    return tuple(int(w) for w in hidden_sizes)
+
+
+# --------------------------------------------------------------------------------------------
+# What each strategy computes, once for Linen and NNX: pure functions of a request.
+
+
+def zeros_carry(request: CarryRequest) -> Carry:
+    """Zeros of the batched carry's shape."""
+    return request.map(lambda _, s: jnp.zeros((*request.batch_shape, *s.shape), s.dtype))
+
+
+def noise_carry(key: jax.Array, request: CarryRequest, stddev: float) -> Carry:
+    """Gaussian noise of the batched carry's shape, one subkey per leaf."""
+    keys = iter(jax.random.split(key, len(jax.tree.leaves(request.names))))
+    return request.map(
+        lambda _, s: (
+            stddev * jax.random.normal(next(keys), (*request.batch_shape, *s.shape), s.dtype)
+        )
+    )
+
+
+def add_noise(carry: Carry, key: jax.Array, stddev: float) -> Carry:
+    """``carry`` plus Gaussian noise of standard deviation ``stddev``, one subkey per leaf."""
+    leaves, treedef = jax.tree.flatten(carry)
+    keys = jax.random.split(key, len(leaves))
+    noisy = [
+        x + stddev * jax.random.normal(k, x.shape, x.dtype)
+        for x, k in zip(leaves, keys, strict=True)
+    ]
+    return jax.tree.unflatten(treedef, noisy)
+
+
+def learned_carry(
+    request: CarryRequest, learn: Sequence[str] | None, state: Callable[[str, Any], Array]
+) -> Carry:
+    """The learned state broadcast to the batch: ``state(name, spec)`` for learned leaves, else 0."""
+    learned = check_learn(learn, request.names)
+
+    def leaf(name: str, spec: jax.ShapeDtypeStruct) -> Array:
+        if name not in learned:
+            return jnp.zeros(spec.shape, spec.dtype)
+        return state(name, spec)
+
+    return request.broadcast(request.map(leaf))
+
+
+def per_sequence_carry(
+    request: CarryRequest,
+    num_sequences: int,
+    table: Callable[[str, Any], Array],
+    fallback: Callable[[str, Any], Array],
+) -> Carry:
+    """Each sequence's row of ``table(name, spec)`` (``[n, ...]``), ``fallback`` for unknown ids.
+
+    JAX clamps out-of-range gathers silently, so ids outside ``[0, num_sequences)`` are masked
+    explicitly and get the fallback, never another sequence's row.
+    """
+    ids = check_ids(request)
+    known = (ids >= 0) & (ids < num_sequences)
+    rows = jnp.clip(ids, 0, num_sequences - 1)
+
+    def leaf(name: str, spec: jax.ShapeDtypeStruct) -> Array:
+        looked_up = table(name, spec)[rows]
+        mask = known.reshape(known.shape + (1,) * len(spec.shape))
+        return jnp.where(mask, looked_up, jnp.broadcast_to(fallback(name, spec), looked_up.shape))
+
+    return request.map(leaf)
+
+
+def conditional_carry(
+    request: CarryRequest,
+    hidden: Sequence[Callable[[Array], Array]],
+    output: Callable[[str, Any], Callable[[Array], Array]],
+    activation: Callable[[Array], Array],
+    output_activation: Callable[[Array], Array] | None,
+) -> Carry:
+    """The MLP's carry, from ``request.context``.
+
+    ``hidden`` layers with ``activation``, then one ``output(name, spec)`` layer per carry leaf,
+    reshaped to the leaf and passed through ``output_activation``.
+    """
+    x = check_context(request)
+    for layer in hidden:
+        x = activation(layer(x))
+
+    def leaf(name: str, spec: jax.ShapeDtypeStruct) -> Array:
+        y = output(name, spec)(x)
+        y = y.reshape((*request.batch_shape, *spec.shape)).astype(spec.dtype)
+        return y if output_activation is None else output_activation(y)
+
+    return request.map(leaf)
+
+
+def start_carry(
+    strategy: Callable[[CarryRequest], Carry], request: CarryRequest, initial_carry: Carry | None
+) -> Carry:
+    """The carry at t = 0: ``initial_carry`` when given, else the strategy's, checked either way.
+
+    Raises:
+        ValueError: When the carry's structure or shapes do not match the cell's for the batch.
+    """
+    if initial_carry is not None:
+        return check_carry(
+            initial_carry, request.template, request.batch_shape, argument="initial_carry"
+        )
+    return check_carry(
+        strategy(request), request.template, request.batch_shape, argument="The strategy's carry"
+    )
+
+
+def burn_in_steps(strategy: StrategyTraits, initial_carry: Carry | None = None) -> int:
+    """Steps the runner burns in (the warm-up length rule).
+
+    The strategy's :attr:`~StrategyTraits.burn_in`, or 0 when ``initial_carry`` replaces the
+    strategy for the call.
+    """
+    return 0 if initial_carry is not None else strategy.burn_in
+
+
+# --------------------------------------------------------------------------------------------
+# What a caller may ask a strategy (the same for Linen and NNX strategies).
+
+
+class StrategyTraits:
+    """What a caller may ask any strategy, instead of comparing strategy names.
+
+    The defaults describe a strategy that needs nothing; strategies override what differs:
+    :class:`WarmUp` burns in steps, :class:`PerSequence` needs ``ids``, :class:`Conditional`
+    needs ``context``, :class:`Random` (and :class:`LearnedNoisy` while training) draw from the
+    ``'carry'`` rng stream.
+
+    Example:
+        >>> import h0
+        >>> s = h0.WarmUp(5, h0.PerSequence(3))
+        >>> s.burn_in, s.needs_ids, s.needs_context, s.uses_rng()
+        (5, True, False, False)
+        >>> h0.LearnedNoisy(0.1).uses_rng(deterministic=False), h0.Random(0.5).uses_rng()
+        (True, True)
+    """
+
+    @property
+    def burn_in(self) -> int:
+        """Input steps the runner consumes to warm the carry up before keeping outputs."""
+        return 0
+
+    @property
+    def needs_ids(self) -> bool:
+        """Whether the call needs ``ids=`` (one integer per sequence)."""
+        return False
+
+    @property
+    def needs_context(self) -> bool:
+        """Whether the call needs ``context=`` (features ``[*b, c]``)."""
+        return False
+
+    def uses_rng(self, deterministic: bool | None = True) -> bool:
+        """Whether a call with this ``deterministic`` draws from the ``'carry'`` rng stream."""
+        del deterministic
+        return False
+
+    def mean(self) -> Any:
+        """The strategy that starts from this one's mean carry, for reproducible evaluation.
+
+        Noise-free strategies return themselves; :class:`Random` returns :class:`Zeros` (its
+        noise's mean); :class:`LearnedNoisy` a :class:`Learned` with the same settings (the same
+        parameters, so variables carry over); :class:`WarmUp` the same burn-in from its start's
+        mean.
+
+        Example:
+            >>> import h0
+            >>> type(h0.Random(0.5).mean()).__name__, type(h0.WarmUp(3, h0.Random()).mean().start).__name__
+            ('Zeros', 'Zeros')
+        """
+        return self
+
+
+class _WarmUpTraits(StrategyTraits):
+    """:class:`WarmUp`'s answers: its steps, the rest from its ``start``."""
+
+    steps: int
+    start: Any
+
+    @property
+    def burn_in(self) -> int:
+        """The number of burn-in steps."""
+        return int(self.steps)
+
+    @property
+    def needs_ids(self) -> bool:
+        """Whether ``start`` needs ``ids``."""
+        return self.start.needs_ids
+
+    @property
+    def needs_context(self) -> bool:
+        """Whether ``start`` needs ``context``."""
+        return self.start.needs_context
+
+    def uses_rng(self, deterministic: bool | None = True) -> bool:
+        """Whether ``start`` draws from the ``'carry'`` stream."""
+        return self.start.uses_rng(deterministic)
+
+
 def _noise_key(module: nn.Module, strategy: str) -> jax.Array:
     if not module.has_rng("carry"):
         raise ValueError(
@@ -173,11 +410,15 @@ def _noise_key(module: nn.Module, strategy: str) -> jax.Array:
     return module.make_rng("carry")
 
 
-class InitialState(nn.Module):
+# --------------------------------------------------------------------------------------------
+# The Linen strategies.
+
+
+class InitialState(StrategyTraits, nn.Module):
     """Base class of initial-state strategies.
 
     Subclasses implement ``__call__(request) -> carry`` returning a carry whose leaves have shape
-    ``request.batch_shape + leaf.shape``.
+    ``request.batch_shape + leaf.shape``, and override the :class:`StrategyTraits` that differ.
     """
 
     def __call__(self, request: CarryRequest) -> Carry:
@@ -185,9 +426,9 @@ class InitialState(nn.Module):
         raise NotImplementedError
 
     @nn.nowrap
-    def warmup_steps(self) -> int:
-        """Input steps the runner burns in before keeping outputs (0 for most strategies)."""
-        return 0
+    def mean(self) -> InitialState:
+        """See :meth:`StrategyTraits.mean`."""
+        return self
 
 
 class Zeros(InitialState):
@@ -204,21 +445,22 @@ class Zeros(InitialState):
 
     def __call__(self, request: CarryRequest) -> Carry:
         """Return zeros of the carry's shape."""
-        return request.map(lambda _, s: jnp.zeros((*request.batch_shape, *s.shape), s.dtype))
+        return zeros_carry(request)
 
 
 class Random(InitialState):
     """Gaussian noise, fresh on every call, from the ``'carry'`` rng stream.
 
     There is no default key: without a ``'carry'`` stream the call raises, rather than silently
-    repeating the same "random" state.
+    repeating the same "random" state. For reproducible evaluation start from the noise's mean
+    instead: :meth:`mean` gives :class:`Zeros`.
 
     Attributes:
         stddev: Standard deviation of the noise.
 
     Example:
         >>> import flax.linen as nn, jax, jax.numpy as jnp, h0
-        >>> rnn = h0.RNN(nn.GRUCell(4), h0.Random(stddev=0.5), return_carry=True)
+        >>> rnn = h0.RNN(nn.GRUCell(4), h0.Random(0.5), return_carry=True)
         >>> x = jnp.zeros((2, 5, 3))
         >>> v = rnn.init({'params': jax.random.key(0), 'carry': jax.random.key(1)}, x)
         >>> c1, _ = rnn.apply(v, x, rngs={'carry': jax.random.key(2)})
@@ -231,15 +473,17 @@ class Random(InitialState):
 
     def __call__(self, request: CarryRequest) -> Carry:
         """Return noise of the carry's shape."""
-        keys = iter(
-            jax.random.split(_noise_key(self, "Random"), len(jax.tree.leaves(request.names)))
-        )
-        return request.map(
-            lambda _, s: (
-                self.stddev
-                * jax.random.normal(next(keys), (*request.batch_shape, *s.shape), s.dtype)
-            )
-        )
+        return noise_carry(_noise_key(self, "Random"), request, self.stddev)
+
+    @nn.nowrap
+    def uses_rng(self, deterministic: bool | None = True) -> bool:
+        """Always: every call draws fresh noise."""
+        return True
+
+    @nn.nowrap
+    def mean(self) -> Zeros:
+        """:class:`Zeros`, the noise's mean."""
+        return Zeros(parent=None)
 
 
 class Learned(InitialState):
@@ -254,7 +498,7 @@ class Learned(InitialState):
 
     Example:
         >>> import flax.linen as nn, jax, jax.numpy as jnp, h0
-        >>> rnn = h0.RNN(nn.LSTMCell(4), h0.Learned(init='normal', learn=('h',)))
+        >>> rnn = h0.RNN(nn.LSTMCell(4), h0.Learned('normal', ('h',)))
         >>> v = rnn.init(jax.random.key(0), jnp.zeros((5, 3)))
         >>> jax.tree.map(jnp.shape, v['params']['initial_state'])
         {'init_h': (4,)}
@@ -264,45 +508,60 @@ class Learned(InitialState):
     learn: Sequence[str] | None = None
 
     def _learned_state(self, request: CarryRequest) -> Carry:
-        learned = _check_learn(self.learn, request.names)
-
-        def leaf(name: str, spec: jax.ShapeDtypeStruct) -> Array:
-            if name not in learned:
-                return jnp.zeros(spec.shape, spec.dtype)
+        def state(name: str, spec: jax.ShapeDtypeStruct) -> Array:
             return self.param(f"init_{name}", resolve_init(self.init, name), spec.shape, spec.dtype)
 
-        return request.map(leaf)
+        return learned_carry(request, self.learn, state)
 
     @nn.compact
     def __call__(self, request: CarryRequest) -> Carry:
         """Return the learned state broadcast to the batch shape."""
-        return request.broadcast(self._learned_state(request))
+        return self._learned_state(request)
 
 
 class LearnedNoisy(Learned):
     """A learned state plus Gaussian noise while training (``deterministic=False``) only.
 
-    The noise comes from the ``'carry'`` rng stream. Parameters are those of :class:`Learned`.
+    The noise comes from the ``'carry'`` rng stream. ``init`` and ``learn`` are those of
+    :class:`Learned`, keyword-only: ``LearnedNoisy(0.5)`` is the noise's standard deviation.
 
     Attributes:
         stddev: Standard deviation of the training noise.
+
+    Example:
+        >>> import flax.linen as nn, jax, jax.numpy as jnp, h0
+        >>> rnn = h0.RNN(nn.GRUCell(6), h0.LearnedNoisy(0.5, init='normal'), return_carry=True)
+        >>> x = jnp.zeros((2, 0, 3))                  # no steps: the carry is the initial state
+        >>> v = rnn.init(jax.random.key(0), x)
+        >>> clean, _ = rnn.apply(v, x)                # deterministic: the learned state
+        >>> noisy, _ = rnn.apply(v, x, deterministic=False, rngs={'carry': jax.random.key(1)})
+        >>> bool((clean == v['params']['initial_state']['init_h'][None]).all())
+        True
+        >>> bool((noisy != clean).all())
+        True
     """
 
     stddev: float = 0.1
+    init: InitSpec = dataclasses.field(default="zeros", kw_only=True)
+    learn: Sequence[str] | None = dataclasses.field(default=None, kw_only=True)
 
     @nn.compact
     def __call__(self, request: CarryRequest) -> Carry:
         """Return the learned state, with noise when not deterministic."""
-        carry = request.broadcast(self._learned_state(request))
-        if request.deterministic or self.stddev == 0:
+        carry = self._learned_state(request)
+        if not self.uses_rng(request.deterministic):
             return carry
-        leaves, treedef = jax.tree.flatten(carry)
-        keys = jax.random.split(_noise_key(self, "LearnedNoisy"), len(leaves))
-        noisy = [
-            x + self.stddev * jax.random.normal(k, x.shape, x.dtype)
-            for x, k in zip(leaves, keys, strict=True)
-        ]
-        return jax.tree.unflatten(treedef, noisy)
+        return add_noise(carry, _noise_key(self, "LearnedNoisy"), self.stddev)
+
+    @nn.nowrap
+    def uses_rng(self, deterministic: bool | None = True) -> bool:
+        """While training (``deterministic=False``) with a non-zero ``stddev``."""
+        return not deterministic and self.stddev != 0
+
+    @nn.nowrap
+    def mean(self) -> Learned:
+        """A :class:`Learned` with the same ``init`` and ``learn`` (and so the same parameters)."""
+        return Learned(self.init, self.learn, parent=None)
 
 
 class PerSequence(InitialState):
@@ -328,28 +587,24 @@ class PerSequence(InitialState):
     num_sequences: int
     init: InitSpec = "zeros"
 
+    @property
+    def needs_ids(self) -> bool:
+        """Always: the state is looked up by id."""
+        return True
+
     @nn.compact
     def __call__(self, request: CarryRequest) -> Carry:
         """Return each sequence's state, the fallback for unknown ids."""
-        ids = check_ids(request)
-        known = (ids >= 0) & (ids < self.num_sequences)
-        rows = jnp.clip(ids, 0, self.num_sequences - 1)
 
-        def leaf(name: str, spec: jax.ShapeDtypeStruct) -> Array:
-            table = self.param(
-                f"init_{name}",
-                resolve_init(self.init, name),
-                (self.num_sequences, *spec.shape),
-                spec.dtype,
-            )
-            fallback = self.param(
-                f"init_{name}_fallback", nn.initializers.zeros, spec.shape, spec.dtype
-            )
-            looked_up = table[rows]
-            mask = known.reshape(known.shape + (1,) * len(spec.shape))
-            return jnp.where(mask, looked_up, jnp.broadcast_to(fallback, looked_up.shape))
+        def table(name: str, spec: jax.ShapeDtypeStruct) -> Array:
+            shape = (self.num_sequences, *spec.shape)
+            return self.param(f"init_{name}", resolve_init(self.init, name), shape, spec.dtype)
 
-        return request.map(leaf)
+        def fallback(name: str, spec: jax.ShapeDtypeStruct) -> Array:
+            init = nn.initializers.zeros
+            return self.param(f"init_{name}_fallback", init, spec.shape, spec.dtype)
+
+        return per_sequence_carry(request, self.num_sequences, table, fallback)
 
 
 class Conditional(InitialState):
@@ -362,7 +617,7 @@ class Conditional(InitialState):
 
     Example:
         >>> import flax.linen as nn, jax, jax.numpy as jnp, h0
-        >>> rnn = h0.RNN(nn.GRUCell(4), h0.Conditional(hidden_sizes=(8,)), return_carry=True)
+        >>> rnn = h0.RNN(nn.GRUCell(4), h0.Conditional((8,)), return_carry=True)
         >>> x, ctx = jnp.zeros((3, 5, 2)), jnp.ones((3, 6))
         >>> v = rnn.init(jax.random.key(0), x, context=ctx)
         >>> rnn.apply(v, x, context=ctx)[0].shape
@@ -373,28 +628,30 @@ class Conditional(InitialState):
     activation: Callable[[Array], Array] = nn.tanh
     output_activation: Callable[[Array], Array] | None = None
 
+    @property
+    def needs_context(self) -> bool:
+        """Always: the carry is computed from the context."""
+        return True
+
     @nn.compact
     def __call__(self, request: CarryRequest) -> Carry:
         """Return the MLP's carry for each sequence's context."""
-        x = check_context(request)
-        for i, width in enumerate(self.hidden_sizes):
-            x = self.activation(nn.Dense(width, name=f"init_mlp_{i}")(x))
+        widths = check_hidden_sizes(self.hidden_sizes)
+        hidden = [nn.Dense(w, name=f"init_mlp_{i}") for i, w in enumerate(widths)]
 
-        def leaf(name: str, spec: jax.ShapeDtypeStruct) -> Array:
-            y = nn.Dense(math.prod(spec.shape), name=f"init_{name}", param_dtype=spec.dtype)(x)
-            y = y.reshape((*request.batch_shape, *spec.shape)).astype(spec.dtype)
-            return y if self.output_activation is None else self.output_activation(y)
+        def output(name: str, spec: jax.ShapeDtypeStruct) -> nn.Module:
+            return nn.Dense(math.prod(spec.shape), name=f"init_{name}", param_dtype=spec.dtype)
 
-        return request.map(leaf)
+        return conditional_carry(request, hidden, output, self.activation, self.output_activation)
 
 
-class WarmUp(InitialState):
+class WarmUp(_WarmUpTraits, InitialState):
     """Burn-in: run the cell over the first ``steps`` inputs and start from the carry reached.
 
     The runner does the burn-in (from ``start``'s carry) and drops those steps' outputs, so the
-    output has ``time - steps`` steps. For ``reverse=True`` the burn-in covers the first steps in
-    processing order (the last valid inputs). With ``seq_lengths``, each sequence's length
-    counts the burn-in steps too.
+    output has ``time - steps`` steps (:attr:`burn_in`). For ``reverse=True`` the burn-in covers
+    the first steps in processing order (the last valid inputs). With ``seq_lengths``, each
+    sequence's length counts the burn-in steps too.
 
     Attributes:
         steps: Number of burn-in steps.
@@ -416,6 +673,67 @@ class WarmUp(InitialState):
         return self.start(request)
 
     @nn.nowrap
-    def warmup_steps(self) -> int:
-        """The number of burn-in steps."""
-        return int(self.steps)
+    def mean(self) -> WarmUp:
+        """The same burn-in from ``start``'s mean."""
+        return WarmUp(self.steps, self.start.mean(), parent=None)
+
+
+# --------------------------------------------------------------------------------------------
+# Strategies by name.
+
+
+def strategy_from_name(
+    name: str,
+    *,
+    num_sequences: int = 1,
+    warmup_steps: int | None = None,
+    stddev: float = 0.1,
+    init: InitSpec = "zeros",
+    hidden_sizes: Sequence[int] = (64,),
+) -> InitialState:
+    """Return the Linen strategy called ``name``, one of :data:`STRATEGY_NAMES`.
+
+    Each keyword only applies to the strategies that have that setting; the others ignore it.
+
+    Args:
+        name: ``'zeros'``, ``'random'``, ``'learned'``, ``'learned_noisy'``, ``'per_sequence'``,
+            ``'conditional'`` or ``'warmup'``.
+        num_sequences: Rows of the ``'per_sequence'`` table (one per training series).
+        warmup_steps: Burn-in steps of ``'warmup'`` (from zeros); required for it.
+        stddev: Noise of ``'random'`` and ``'learned_noisy'``.
+        init: Initialiser of ``'learned'``, ``'learned_noisy'`` and ``'per_sequence'``.
+        hidden_sizes: Hidden widths of ``'conditional'``'s MLP.
+
+    Returns:
+        The strategy, e.g. ``h0.PerSequence(num_sequences, init)`` for ``'per_sequence'``.
+
+    Raises:
+        ValueError: For a name not in :data:`STRATEGY_NAMES` (the message lists them), or
+            ``'warmup'`` without ``warmup_steps``.
+
+    Example:
+        >>> import h0
+        >>> h0.strategy_from_name('warmup', warmup_steps=8).burn_in
+        8
+        >>> h0.strategy_from_name('lerned')
+        Traceback (most recent call last):
+        ...
+        ValueError: initial_state='lerned' is not a strategy name; choose one of zeros, random, learned, learned_noisy, per_sequence, conditional, warmup.
+    """
+    factories: dict[str, Callable[[], InitialState]] = {
+        "zeros": Zeros,
+        "random": lambda: Random(stddev),
+        "learned": lambda: Learned(init),
+        "learned_noisy": lambda: LearnedNoisy(stddev, init=init),
+        "per_sequence": lambda: PerSequence(num_sequences, init),
+        "conditional": lambda: Conditional(hidden_sizes),
+        "warmup": lambda: WarmUp(warmup_steps),
+    }
+    if name not in factories:
+        raise ValueError(
+            f"initial_state={name!r} is not a strategy name; choose one of "
+            f"{', '.join(STRATEGY_NAMES)}."
+        )
+    if name == "warmup" and warmup_steps is None:
+        raise ValueError("initial_state='warmup' needs warmup_steps=<number of burn-in steps>.")
+    return factories[name]()

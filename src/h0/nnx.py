@@ -15,30 +15,7 @@ Example:
     (2, 5, 4)
 """
 
-from h0._nnx import (
-    RNN,
-    Bidirectional,
-    Conditional,
-    InitialState,
-    Learned,
-    LearnedNoisy,
-    PerSequence,
-    Random,
-    Stacked,
-    WarmUp,
-    Zeros,
-)
+from h0 import _nnx
+from h0._nnx import *  # noqa: F403 (the names in _nnx.__all__)
 
-__all__ = [
-    "RNN",
-    "Bidirectional",
-    "Conditional",
-    "InitialState",
-    "Learned",
-    "LearnedNoisy",
-    "PerSequence",
-    "Random",
-    "Stacked",
-    "WarmUp",
-    "Zeros",
-]
+__all__ = _nnx.__all__

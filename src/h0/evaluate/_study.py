@@ -87,20 +87,15 @@ class SyntheticTask:
         }
 
 
-def make_strategy(name: str, task: SyntheticTask) -> h0.InitialState:
-    """The h0 strategy called ``name`` for the synthetic task."""
-    factories: dict[str, Callable[[], h0.InitialState]] = {
-        "zeros": h0.Zeros,
-        "random": lambda: h0.Random(stddev=0.5),
-        "learned": h0.Learned,
-        "learned_noisy": lambda: h0.LearnedNoisy(stddev=0.1),
-        "warmup": lambda: h0.WarmUp(task.warmup),
-        "per_sequence": lambda: h0.PerSequence(task.num_series),
-        "conditional": lambda: h0.Conditional(hidden_sizes=(16,)),
-    }
-    if name not in factories:
-        raise ValueError(f"unknown strategy {name!r}; choose one of {tuple(factories)}.")
-    return factories[name]()
+def _strategy(name: str, task: SyntheticTask) -> h0.InitialState:
+    """The h0 strategy called ``name`` (see :func:`h0.strategy_from_name`) for the synthetic task."""
+    return h0.strategy_from_name(
+        name,
+        num_sequences=task.num_series,
+        warmup_steps=task.warmup,
+        stddev=0.5 if name == "random" else 0.1,
+        hidden_sizes=(16,),
+    )
 
 
 class _Model(nn.Module):
@@ -132,7 +127,7 @@ def train_synthetic(
         True
     """
     task = task or SyntheticTask()
-    model = _Model(make_strategy(strategy, task))
+    model = _Model(_strategy(strategy, task))
     key_init, key_data, key_test, key_noise = jax.random.split(jax.random.key(seed), 4)
     test = task.sample(key_test, 1024)
     rngs = {"params": key_init, "carry": key_noise}

@@ -1,19 +1,10 @@
-"""Baseline detectors (public API); see :mod:`h0.evaluate._baselines`."""
+"""Baseline detectors (public API); see :mod:`h0.evaluate._baselines`.
 
-from h0.evaluate._baselines import (
-    Detector,
-    IsolationForestDetector,
-    PCADetector,
-    RandomDetector,
-    RollingZScore,
-    sliding_windows,
-)
+The public names are those of the private module's ``__all__``, re-exported here without
+repeating the list; ``help(h0.evaluate.baselines)`` lists exactly them.
+"""
 
-__all__ = [
-    "Detector",
-    "IsolationForestDetector",
-    "PCADetector",
-    "RandomDetector",
-    "RollingZScore",
-    "sliding_windows",
-]
+from h0.evaluate import _baselines
+from h0.evaluate._baselines import *  # noqa: F403 (the names in _baselines.__all__)
+
+__all__ = _baselines.__all__

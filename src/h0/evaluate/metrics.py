@@ -1,29 +1,10 @@
-"""Anomaly-detection metrics (public API); definitions in :mod:`h0.evaluate._metrics`."""
+"""Anomaly-detection metrics (public API); definitions in :mod:`h0.evaluate._metrics`.
 
-from h0.evaluate._metrics import (
-    RangePRF,
-    auc_pr,
-    auc_roc,
-    point_f1,
-    range_auc_pr,
-    range_auc_roc,
-    range_precision_recall_f1,
-    ranges,
-    soft_labels,
-    vus_pr,
-    vus_roc,
-)
+The public names are those of the private module's ``__all__``, re-exported here without
+repeating the list; ``help(h0.evaluate.metrics)`` lists exactly them.
+"""
 
-__all__ = [
-    "RangePRF",
-    "auc_pr",
-    "auc_roc",
-    "point_f1",
-    "range_auc_pr",
-    "range_auc_roc",
-    "range_precision_recall_f1",
-    "ranges",
-    "soft_labels",
-    "vus_pr",
-    "vus_roc",
-]
+from h0.evaluate import _metrics
+from h0.evaluate._metrics import *  # noqa: F403 (the names in _metrics.__all__)
+
+__all__ = _metrics.__all__

@@ -1,45 +1,10 @@
-"""NAB scoring (public API); see :mod:`h0.evaluate._nab` for the rules implemented."""
+"""NAB scoring (public API); see :mod:`h0.evaluate._nab` for the rules implemented.
 
-from h0.evaluate._nab import (
-    PROBATION_PERCENT,
-    FileScore,
-    NabCorpus,
-    NabFile,
-    NabResults,
-    Profile,
-    ProfileResult,
-    load_corpus,
-    load_profiles,
-    load_results,
-    load_thresholds,
-    normalize,
-    optimize_threshold,
-    probation_length,
-    row_weights,
-    scaled_sigmoid,
-    score_corpus,
-    score_file,
-    sweep,
-)
+The public names are those of the private module's ``__all__``, re-exported here without
+repeating the list; ``help(h0.evaluate.nab)`` lists exactly them.
+"""
 
-__all__ = [
-    "PROBATION_PERCENT",
-    "FileScore",
-    "NabCorpus",
-    "NabFile",
-    "NabResults",
-    "Profile",
-    "ProfileResult",
-    "load_corpus",
-    "load_profiles",
-    "load_results",
-    "load_thresholds",
-    "normalize",
-    "optimize_threshold",
-    "probation_length",
-    "row_weights",
-    "scaled_sigmoid",
-    "score_corpus",
-    "score_file",
-    "sweep",
-]
+from h0.evaluate import _nab
+from h0.evaluate._nab import *  # noqa: F403 (the names in _nab.__all__)
+
+__all__ = _nab.__all__
