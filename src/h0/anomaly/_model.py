@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from jaxtyping import Float, Int
 
 from h0._runner import RNN
-from h0._strategies import InitialState, LearnedNoisy, PerSequence, Random, Zeros
+from h0._strategies import InitialState, Zeros
 from h0._typing import Array
 
 
@@ -53,6 +53,12 @@ class EncDecAD(nn.Module):
     ) -> Float[Array, "b t f"]:
         """Reconstruct ``windows``; returns ``[b, t - burn_in, f]`` in input order."""
         strategy = self.strategy if self.strategy is not None else Zeros()
+        if deterministic:
+            strategy = strategy.mean()  # noisy strategies start from their mean: reproducible scores
+        if not strategy.needs_ids:
+            ids = None
+        elif ids is None:
+            ids = jnp.zeros(windows.shape[:1], jnp.int32)
         # parent=None lets each RNN adopt its cell and strategy: params['encoder']['cell'] and
         # params['encoder']['initial_state'], where h0.initial_state_mask looks for them.
         encoder = RNN(
@@ -61,21 +67,8 @@ class EncDecAD(nn.Module):
             return_carry=True,
             name="encoder",
         )
-        initial_carry = None
-        if (
-            deterministic
-            and isinstance(strategy, Random)
-            and not isinstance(strategy, LearnedNoisy)
-        ):
-            initial_carry = jnp.zeros((windows.shape[0], self.hidden), windows.dtype)
-        if isinstance(strategy, PerSequence) and ids is None:
-            ids = jnp.zeros(windows.shape[:1], jnp.int32)
-        if not isinstance(strategy, PerSequence):
-            ids = None
-        carry, _ = encoder(
-            windows, ids=ids, initial_carry=initial_carry, deterministic=deterministic
-        )
-        steps = windows.shape[1] - encoder.warmup_steps(initial_carry)
+        carry, _ = encoder(windows, ids=ids, deterministic=deterministic)
+        steps = windows.shape[1] - strategy.burn_in
         decoder = RNN(nn.GRUCell(self.hidden, parent=None), Zeros(parent=None), name="decoder")
         hidden = decoder(
             jnp.zeros((windows.shape[0], steps, 1), windows.dtype), initial_carry=carry
