@@ -231,3 +231,41 @@ def test_bundled_series_end_to_end(tmp_path, capsys):
     scores = pd.read_csv(out / "scores.csv")
     assert len(scores) == 22695
     assert "known window" in capsys.readouterr().out
+
+
+def test_plain_output_when_not_a_terminal_and_json_summary(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    csv = tmp_path / "s.csv"
+    write_series(csv)
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {"PYTHONPATH": src, "JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"}
+    base = [sys.executable, "-m", "h0._cli", "detect", str(csv), *FAST[:-1]]
+    plain = subprocess.run(
+        [*base, "--out", str(tmp_path / "a")], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert plain.returncode == 0, plain.stderr
+    assert "┃" not in plain.stdout and "│" not in plain.stdout  # no box drawing in a pipe
+    assert "alarms: " in plain.stdout and "training: compiling" in plain.stderr
+    as_json = subprocess.run(
+        [*base, "--out", str(tmp_path / "b"), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    summary = json.loads(as_json.stdout)
+    assert summary["runs"][0]["points"] == 200 and summary["out"] == str(tmp_path / "b")
+
+
+def test_stdin_is_read_with_dash(tmp_path, monkeypatch):
+    import io
+
+    csv = tmp_path / "s.csv"
+    write_series(csv)
+    monkeypatch.setattr("sys.stdin", io.StringIO(csv.read_text()))
+    out = tmp_path / "out"
+    assert main(["detect", "-", *FAST, "--out", str(out), "--no-plot"]) == 0
+    assert len(pd.read_csv(out / "scores.csv")) == 200

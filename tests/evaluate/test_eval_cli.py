@@ -135,3 +135,20 @@ def test_cli_reproduces_published_numenta(nab: Path, capsys: pytest.CaptureFixtu
     got = json.loads(capsys.readouterr().out)
     published = json.loads((nab / "results" / "final_results.json").read_text())["numenta"]
     assert got == pytest.approx(published, abs=1e-6)
+
+
+def test_every_nab_option_has_help() -> None:
+    import argparse
+
+    from h0._cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    nab = sub.choices["nab"]
+    nab_sub = next(a for a in nab._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("score", "run"):
+        for action in nab_sub.choices[name]._actions:
+            if action.dest != "help":
+                assert action.help, (name, action.dest)
+    run_help = nab_sub.choices["run"].format_help()
+    assert "(default 0)" in run_help and "(default 2)" in run_help

@@ -332,8 +332,37 @@ def run_detect(args: argparse.Namespace) -> int:
         json.dump(payload, sys.stdout, indent=1)
         sys.stdout.write("\n")
     elif not args.quiet:
-        _summary(runs, written, out, fleet)
+        if sys.stdout.isatty():
+            _summary(runs, written, out, fleet)
+        else:
+            _plain_summary(runs, written)
     return 0
+
+
+def _plain_summary(runs: list[Any], written: list[Path]) -> None:
+    """``key: value`` lines for a pipe or a log (no box drawing)."""
+    for run in runs:
+        s = run.summary()
+        print(f"series: {run.name}")
+        print(f"points: {s['points']} ({s['train_points']} for training)")
+        print(f"threshold: {run.threshold:.4g}")
+        print(
+            f"flagged points: {s['flagged_points']} ({s['flagged_after_training']} after training)"
+        )
+        print(f"alarms: {s['alarms']} ({s['alarms_after_training']} after training)")
+        ev = run.evaluation()
+        if ev:
+            for w in ev["windows"]:
+                status = f"detected at {w['first_alarm']}" if w["detected"] else "missed"
+                print(
+                    f"known window {w['start']}: {status}{' (training)' if w['in_training'] else ''}"
+                )
+            print(
+                f"false alarms: {ev['false_alarms']} ({ev['false_alarms_after_training']} after training)"
+            )
+    t = runs[0].timings
+    print(f"time: {t['total']:.1f} s (training {t['fit']:.1f} s, scoring {t['score']:.1f} s)")
+    print(f"written: {', '.join(str(p) for p in written)}")
 
 
 def _summary(runs: list[Any], written: list[Path], out: Path, fleet: bool) -> None:

@@ -49,7 +49,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "threshold is found per profile."
         ),
     )
-    score.add_argument("results_dir", metavar="RESULTS_DIR", type=Path)
+    score.add_argument(
+        "results_dir",
+        metavar="RESULTS_DIR",
+        type=Path,
+        help="NAB's results layout: RESULTS_DIR/<folder>/<detector>_<file>.csv",
+    )
     score.add_argument(
         "--nab",
         metavar="NAB_ROOT",
@@ -87,13 +92,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "2000 scores, the running range rule, kept where it beats the previous 400)."
         ),
     )
-    run.add_argument("--detector", default="h0-gru", help="one of: " + ", ".join(_DETECTORS))
-    run.add_argument("--initial-state", default="learned", help="h0 detector's initial state")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--epochs", type=int, default=None, help="h0 detector's training epochs")
-    run.add_argument("--nab", metavar="NAB_ROOT", type=Path, default=None)
-    run.add_argument("--out", metavar="DIR", type=Path, required=True)
-    run.add_argument("--workers", type=int, default=2, help="processes (series in parallel)")
+    run.add_argument(
+        "--detector",
+        default="h0-gru",
+        help="one of: " + ", ".join(_DETECTORS) + " (default h0-gru)",
+    )
+    run.add_argument(
+        "--initial-state", default="learned", help="h0 detector's initial state (default learned)"
+    )
+    run.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    run.add_argument(
+        "--epochs", type=int, default=None, help="h0 detector's training epochs (default 20)"
+    )
+    run.add_argument(
+        "--nab",
+        metavar="NAB_ROOT",
+        type=Path,
+        default=None,
+        help=f"NAB corpus root; default ${NAB_ROOT_ENV}",
+    )
+    run.add_argument(
+        "--out", metavar="DIR", type=Path, required=True, help="results/ and summary.json go here"
+    )
+    run.add_argument(
+        "--workers", type=int, default=2, help="processes, series in parallel (default 2)"
+    )
     run.add_argument(
         "--series",
         action="append",
@@ -102,7 +125,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="only series whose path contains PATTERN (repeatable; a quick check)",
     )
     run.add_argument(
-        "--limit", type=int, default=None, help="only the first N (chosen) series (a quick check)"
+        "--limit", type=int, default=None, help="only the first N (chosen) series (default: all)"
     )
     run.set_defaults(func=_run_command)
     return nab
