@@ -447,7 +447,12 @@ def select(config: BenchConfig, root: Path | None = None) -> list[_devdata.Datas
 
 
 def _nab_scores(runs: list[dict], loaded: dict[str, _devdata.Dataset]) -> dict:
-    """NAB standard score per (detector, seed) over the NAB series run."""
+    """NAB standard score per (detector, seed) over the NAB series run.
+
+    Every detector's dense score is shaped for NAB's cost model the same way the NAB results
+    writer does (:func:`h0.anomaly.nab_shape` with ``NAB_SHAPING``).
+    """
+    from h0.anomaly._alarms import NAB_SHAPING, nab_shape
     from h0.evaluate import _nab
 
     by_key: dict[tuple[str, int], dict[str, np.ndarray]] = {}
@@ -456,7 +461,8 @@ def _nab_scores(runs: list[dict], loaded: dict[str, _devdata.Dataset]) -> dict:
         ds = loaded[r["dataset"]]
         if ds.family != "nab":
             continue
-        full = np.concatenate([r["train_scores"], r["scores"]])
+        values = np.concatenate([ds.train, ds.test])
+        full = nab_shape(np.concatenate([r["train_scores"], r["scores"]]), values, **NAB_SHAPING)
         by_key.setdefault((r["detector"], r["seed"]), {})[ds.meta["rel"]] = full
         roots[ds.meta["rel"]] = ds.meta["nab_root"]
     if not by_key:
