@@ -25,24 +25,44 @@ Example:
     ...                                jax.random.key(1))
     >>> bool(loss > 0), params['initial_state']['init_h'].sharding.is_fully_replicated
     (True, True)
+
+    Many series, one program: :func:`make_ensemble_train_step` trains ``N`` independent
+    parameter sets (one per series) as one vmapped, jitted step; every argument carries the
+    model axis first.
+
+    >>> keys = jax.random.split(jax.random.key(2), 3)                 # N = 3 models
+    >>> params = jax.vmap(lambda k: rnn.init(k, batch['x'])['params'])(keys)
+    >>> ensemble = {k: jnp.stack([v] * 3) for k, v in batch.items()}  # [N, b, ...]
+    >>> step = hp.make_ensemble_train_step(loss_fn, tx)
+    >>> params, opt_state, losses = step(params, jax.vmap(tx.init)(params), ensemble, keys)
+    >>> losses.shape, params['initial_state']['init_h'].shape
+    ((3,), (3, 4))
 """
 
 from h0._parallel import (
     DATA_AXIS,
     batch_sharding,
     data_mesh,
+    make_ensemble_train_step,
     make_train_step,
+    model_sharding,
     replicate,
     replicated,
     shard_batch,
+    stack,
+    unstack,
 )
 
 __all__ = [
     "DATA_AXIS",
     "batch_sharding",
     "data_mesh",
+    "make_ensemble_train_step",
     "make_train_step",
+    "model_sharding",
     "replicate",
     "replicated",
     "shard_batch",
+    "stack",
+    "unstack",
 ]
