@@ -194,7 +194,7 @@ def test_evaluate_unlabelled_dataset_reports_false_alarms_only() -> None:
 
 def test_h0_runs_through_the_harness() -> None:
     ds = _toy()
-    options = {"window": 8, "hidden": 8, "min_history": 10, "range_warmup": 10}
+    options = {"window": 8, "hidden": 8}
     row = bench.evaluate(ds, bench.make_detector("h0", seed=0, epochs=1, h0_options=options))
     assert 0 <= row["auc_pr"] <= 1 and row["scores"].shape == (1000,)
     assert row["train_scores"].shape == (1000,)

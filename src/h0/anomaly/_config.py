@@ -251,7 +251,7 @@ class AlarmConfig(_Group):
         check=optional_finite,
     )
     threshold_quantile: float = setting(
-        0.999,
+        0.9999,
         "without --threshold/--contamination: this quantile of the calibration part's scores, "
         "at least -log10(1 - quantile) decades",
         check=interval(0, 1, closed_high=True),
