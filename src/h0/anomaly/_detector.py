@@ -307,7 +307,7 @@ class GRUAutoencoderDetector(BaseEstimator):
         else:
             # The quantile of the calibration points' scores, but at least what that quantile is
             # under the fitted error model (-log10(1 - q) decades): a few hundred calibration
-            # points cannot resolve a 0.999 quantile.
+            # points cannot resolve a 0.9999 quantile.
             q = (
                 1 - alarms.contamination
                 if alarms.contamination is not None
