@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from h0._errors import UsageError
-from h0.anomaly._alarms import NAB_SHAPING, nab_shape
+from h0.anomaly._alarms import NAB_SHAPING, nab_shape, running_range_flags
 from h0.evaluate import _baselines as baselines
 from h0.evaluate import _metrics as metrics
 from h0.evaluate._nab import NabCorpus, NabResults, probation_length, score_corpus
@@ -105,25 +105,14 @@ class PlainBaselineScorer:
         return {"raw": detectors[self.name]().score(values, train_end)}
 
 
-def range_rule_scores(values: np.ndarray, margin: float = 0.05, warmup: int = 100) -> np.ndarray:
-    """The range rule alone: 1 where a value leaves the running min/max by ``margin`` of its range.
-
-    The running range starts at the first row; the rule fires from row ``warmup`` on.
+def range_rule_scores(values: np.ndarray) -> np.ndarray:
+    """The range rule alone (:func:`h0.anomaly._alarms.running_range_flags`): 1 where it fires.
 
     Example:
         >>> range_rule_scores(np.r_[np.zeros(100), 1.0, 0.0, 5.0][:, None]).tolist()[-3:]
         [1.0, 0.0, 1.0]
     """
-    values = np.asarray(values, np.float64).reshape(len(values), -1)
-    lo = np.minimum.accumulate(values, axis=0)
-    hi = np.maximum.accumulate(values, axis=0)
-    before_lo = np.concatenate([np.full((1, values.shape[1]), np.inf), lo[:-1]])
-    before_hi = np.concatenate([np.full((1, values.shape[1]), -np.inf), hi[:-1]])
-    span = margin * (before_hi - before_lo)
-    with np.errstate(invalid="ignore"):
-        outside = (values > before_hi + span) | (values < before_lo - span)
-    fires = outside.any(axis=1) & (np.arange(len(values)) >= max(warmup, 1))
-    return fires.astype(np.float64)
+    return running_range_flags(values).astype(np.float64)
 
 
 #: Detector names accepted by ``h0 nab run --detector``.
