@@ -68,7 +68,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for fam in args.families:
         for q, h in itertools.product(QUANTILES, HYSTERESIS):
-            sel = [r for r in rows if r["family"] == fam and r["quantile"] == q and r["hysteresis"] == h]
+            sel = [
+                r
+                for r in rows
+                if r["family"] == fam and r["quantile"] == q and r["hysteresis"] == h
+            ]
             if sel:
                 print(
                     f"| {fam} | {q} | {h} | {np.mean([r['point_f1'] for r in sel]):.3f} | "

@@ -106,7 +106,9 @@ class GRUAutoencoderDetector(BaseEstimator):
         names, defaults = _config.setting_names(), _config.defaults()
         unknown = sorted(set(settings) - set(names))
         if unknown:
-            raise TypeError(f"unknown detector setting(s) {unknown}; the settings are {list(names)}.")
+            raise TypeError(
+                f"unknown detector setting(s) {unknown}; the settings are {list(names)}."
+            )
         for name in names:
             setattr(self, name, settings.get(name, defaults[name]))
         _ = self.config  # validate now, so a bad setting fails before any work

@@ -54,7 +54,9 @@ class EncDecAD(nn.Module):
         """Reconstruct ``windows``; returns ``[b, t - burn_in, f]`` in input order."""
         strategy = self.strategy if self.strategy is not None else Zeros()
         if deterministic:
-            strategy = strategy.mean()  # noisy strategies start from their mean: reproducible scores
+            strategy = (
+                strategy.mean()
+            )  # noisy strategies start from their mean: reproducible scores
         if not strategy.needs_ids:
             ids = None
         elif ids is None:

@@ -319,9 +319,7 @@ def nab_study(
     out: dict[str, dict[str, list[float]]] = {"nab_standard": {}, "vus_pr": {}}
     for name in strategies:
         for seed in seeds:
-            scorer = _run.H0GRUScorer(
-                name, seed, options=tuple(sorted(options.items()))
-            )
+            scorer = _run.H0GRUScorer(name, seed, options=tuple(sorted(options.items())))
             variants = _run.run_corpus(scorer, corpus, workers=workers)
             scores = variants["nab"]
             nab = score_corpus(NabResults("h0-gru", scores), corpus, profiles=["standard"])
