@@ -38,11 +38,12 @@ def synthetic(rows: int, channels: int, n_train: int, seed: int = 0):
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    t = np.arange(rows, dtype=np.float64)[:, None]
+    t = np.arange(rows, dtype=np.float64)
     period = rng.uniform(20.0, 200.0, size=channels)
     phase = rng.uniform(0.0, 2 * np.pi, size=channels)
-    x = np.sin(2 * np.pi * t / period + phase)
-    x += 0.1 * rng.standard_normal((rows, channels))
+    x = np.empty((rows, channels))
+    for c in range(channels):  # a column at a time: no [rows, channels] temporaries
+        x[:, c] = np.sin(2 * np.pi * t / period[c] + phase[c]) + 0.1 * rng.standard_normal(rows)
     rest = rows - n_train
     for k in range(5):  # spikes on one channel each, spread over the scored part
         at = n_train + (2 * k + 1) * rest // 11
@@ -81,6 +82,9 @@ def worker(rows: int, channels: int, epochs: int) -> dict:
     scores = det.score(rest)
     score_s = time.perf_counter() - start
     phases["score"] = _status_mb("VmHWM")
+    start = time.perf_counter()  # again, compiled: the steady per-row cost
+    det.score(rest)
+    score_warm_s = time.perf_counter() - start
     start = time.perf_counter()
     labels = det.predict(rest)
     predict_s = time.perf_counter() - start
@@ -98,8 +102,9 @@ def worker(rows: int, channels: int, epochs: int) -> dict:
         "score_s": score_s,
         "predict_s": predict_s,
         "alarms_s": alarms_s,
-        "score_points_per_s": len(rest) / score_s,
-        "score_values_per_s": len(rest) * channels / score_s,
+        "score_warm_s": score_warm_s,
+        "score_points_per_s": len(rest) / score_warm_s,
+        "score_values_per_s": len(rest) * channels / score_warm_s,
         "flagged": int(labels.sum()),
         "alarms": len(events),
         "max_score": float(scores.max()),
@@ -186,10 +191,10 @@ def cli_run(rows: int, channels: int, epochs: int, timeout: float, png: bool) ->
 
 def fmt_row(r: dict) -> str:
     if "failed" in r:
-        return f"| {r['rows']:,} | {r['channels']} | failed (exit {r['failed']}) | | | | |"
+        return f"| {r['rows']:,} | {r['channels']} | failed (exit {r['failed']}) | | | | | |"
     return (
         f"| {r['rows']:,} | {r['channels']} | {r['peak_rss_mb']:,.0f} | {r['fit_s']:.1f} | "
-        f"{r['score_s']:.2f} | {r['score_points_per_s']:,.0f} | "
+        f"{r['score_s']:.2f} | {r['score_warm_s']:.2f} | {r['score_points_per_s']:,.0f} | "
         f"{r['predict_s'] + r['alarms_s']:.2f} |"
     )
 
@@ -200,7 +205,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--channels", default="1,20,100,150,300", help="at --channel-rows rows")
     parser.add_argument("--channel-rows", type=int, default=100_000)
-    parser.add_argument("--rows", default="10000,100000,1000000", help="at 1 channel")
+    parser.add_argument("--rows", default="10000,100000,300000,1000000", help="at 1 channel")
     parser.add_argument(
         "--cli", default="100000,100", help="ROWS,CHANNELS for the CLI run; '' skips"
     )
@@ -215,7 +220,7 @@ def main() -> None:
         print(json.dumps(worker(rows, channels, epochs)))
         return
     if args.quick:
-        args.channels, args.channel_rows, args.rows, args.cli = "1,8", 4000, "2000", "3000,4"
+        args.channels, args.channel_rows, args.rows, args.cli = "1,4", 2000, "2000", "2000,4"
 
     load_before = os.getloadavg()
     channel_grid = [int(c) for c in args.channels.split(",") if c]
@@ -252,8 +257,8 @@ def main() -> None:
         "python": platform.python_version(),
     }
     head = (
-        "| rows | channels | peak RSS (MB) | fit (s) | score (s) | scored points/s | "
-        "predict + alarms (s) |\n|---|---|---|---|---|---|---|"
+        "| rows | channels | peak RSS (MB) | fit (s) | score, 1st (s) | score, 2nd (s) | "
+        "points/s (2nd) | predict + alarms (s) |\n|---|---|---|---|---|---|---|---|"
     )
     print(f"Channels at {args.channel_rows:,} rows (epochs={args.epochs}):\n\n{head}")
     for r in results:
