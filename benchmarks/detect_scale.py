@@ -265,9 +265,8 @@ def main() -> None:
         if r["rows"] == args.channel_rows:
             print(fmt_row(r))
     print(f"\nRows at 1 channel (epochs={args.epochs}):\n\n{head}")
-    for r in results:
-        if r["channels"] == 1:
-            print(fmt_row(r))
+    for r in sorted((r for r in results if r["channels"] == 1), key=lambda r: r["rows"]):
+        print(fmt_row(r))
     if cli is not None:
         print(
             f"\n`h0 detect` on a {cli['rows']:,} x {cli['channels']} CSV ({cli['csv_mb']:.0f} MB), "
