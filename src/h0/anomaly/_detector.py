@@ -393,7 +393,8 @@ class GRUAutoencoderDetector(BaseEstimator):
         size = min(self.config.scoring.score_batch, 1 << max(n - 1, 0).bit_length())
         size = -(-size // devices) * devices
         params = self.params_ if mesh is None else hp.replicate(self.params_, mesh)
-        out = []
+        dims = 2 * self.n_features_
+        out = np.empty((n, dims), np.float64)  # filled chunk by chunk: no copies of all windows
         for start in range(0, n, size):
             chunk = np.asarray(windows[start : start + size], np.float32)
             ids = ids_all[start : start + size]
@@ -408,9 +409,9 @@ class GRUAutoencoderDetector(BaseEstimator):
             else:
                 batch = hp.shard_batch((chunk, ids), mesh)
             recent, whole = residual_fn(params, *batch)
-            out.append(np.concatenate([np.asarray(recent)[:real], np.asarray(whole)[:real]], 1))
-        dims = 2 * self.n_features_
-        return np.concatenate(out).astype(np.float64) if out else np.zeros((0, dims))
+            out[start : start + real, : self.n_features_] = np.asarray(recent)[:real]
+            out[start : start + real, self.n_features_ :] = np.asarray(whole)[:real]
+        return out
 
     # ----------------------------------------------------------------------------- scoring
 
@@ -496,10 +497,9 @@ class GRUAutoencoderDetector(BaseEstimator):
     def score_many(
         self, X: Any, *, mesh: Mesh | None = None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Score a fleet: ``X[i]`` continues training series ``i``; one network pass for all.
+        """Score a fleet: ``X[i]`` continues training series ``i`` (on the mesh, if any).
 
-        Returns ``[(scores [T_i], channel scores [T_i, C])]``, equal to scoring each series alone
-        (up to float32 summation order).
+        Returns ``[(scores [T_i], channel scores [T_i, C])]``, equal to scoring each series alone.
 
         Example:
             >>> import numpy as np
@@ -529,17 +529,15 @@ class GRUAutoencoderDetector(BaseEstimator):
                     f"{self.n_features_}."
                 )
             values.append(v)
-        windows = [self._continuation(v, i) for i, v in enumerate(values)]
-        counts = [w.shape[0] for w in windows]
-        ids = np.repeat(np.arange(len(values), dtype=np.int32), counts)
-        features = self._select(self._features(np.concatenate(windows), ids, mesh))
-        parts = np.split(features, np.cumsum(counts)[:-1])
         out = []
-        for i, (f, v) in enumerate(zip(parts, values, strict=True)):
-            if v.shape[0]:
-                out.append(self._score_features(self.calibrations_[i], f, v))
-            else:
+        for i, v in enumerate(values):
+            if not v.shape[0]:
                 out.append((np.zeros((0,)), np.zeros((0, self.n_features_))))
+                continue
+            # Each series' windows are views of its points; the network reads them chunk by
+            # chunk, so a fleet never holds a copy of all its windows (window x the data).
+            features = self._select(self._features(self._continuation(v, i), i, mesh))
+            out.append(self._score_features(self.calibrations_[i], features, v))
         return out
 
     def stream(self, *, series: int = 0) -> DetectorStream:

@@ -25,7 +25,7 @@ from h0.anomaly._reportdata import Event, ReportData
 
 MAX_PANELS = 12
 """Channel panels shown at most; past this the channels with the highest channel scores."""
-MAX_POINTS = 100_000
+MAX_POINTS = 20_000
 """Points per line drawn in full; longer lines are min/max decimated."""
 MAX_RUNS = 500
 """Flagged runs drawn at most; past this the closest runs are drawn merged."""

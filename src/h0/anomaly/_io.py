@@ -503,7 +503,7 @@ def _parse(
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
             return pd.read_csv(
-                io.StringIO(text),
+                io.BytesIO(text.encode()),  # 1 byte a character, not StringIO's 4
                 sep=sep,
                 decimal=dec,
                 header=0 if has_header else None,

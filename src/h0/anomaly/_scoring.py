@@ -207,7 +207,7 @@ def score_features(
     channels = np.zeros((n, n_channels), np.float64)
     scores = np.zeros(n, np.float64)
     if valid.any():
-        decades = feature_decades(cal, features[valid])
+        decades = feature_decades(cal, features if valid.all() else features[valid])
         for c in range(n_channels):
             channels[valid, c] = sidak(decades[:, :, c].max(axis=1), n_features)
         tests = n_features * max(int(np.sum(cal.modelled)), 1)
