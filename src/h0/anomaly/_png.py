@@ -195,6 +195,11 @@ def render_png(data: ReportData, path: str | Path, *, max_panels: int = MAX_PANE
     markers(score_ax, list(data.events), scores)
     top = float(np.nanmax(scores)) if n and np.isfinite(scores).any() else 1.0
     score_ax.set_ylim(min(-0.03, float(np.nanmin(scores)) if n else 0.0), max(1.05, top * 1.05))
+    if top > 10 * max(abs(data.threshold), 1.0):
+        # Scores are decades of rarity: a few huge ones would flatten the rest; linear up to the
+        # threshold, logarithmic above it.
+        score_ax.set_yscale("symlog", linthresh=max(abs(data.threshold), 1.0))
+        score_ax.set_ylim(0, top * 1.5)
     score_ax.set_ylabel("anomaly score", fontsize=9 if k > 1 else 10)
     score_ax.set_xlabel(x_label)
     if n > 1:
