@@ -585,9 +585,6 @@ def study_jobs(
         return one
 
     synthetic_seeds = list(seeds if synthetic_seeds is None else synthetic_seeds)
-    if synthetic:
-        for seed in synthetic_seeds[: len(seeds)]:
-            jobs += synthetic_jobs(seed)
     names = dev_datasets(dev_root) if dev_bench else []
     extras = []
     for seed in seeds:
@@ -631,9 +628,10 @@ def study_jobs(
                         "nab_root": str(nab_root),
                     }
                 )
+        if synthetic and seed in synthetic_seeds:
+            jobs += synthetic_jobs(seed)
     if synthetic:
-        for seed in synthetic_seeds[len(seeds) :]:
-            extras += synthetic_jobs(seed)
+        extras += [j for seed in synthetic_seeds if seed not in seeds for j in synthetic_jobs(seed)]
     return jobs + extras
 
 
@@ -737,14 +735,20 @@ def aggregate(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     effects = []
 
-    def add(part, setting, results, metric, higher, reference="zeros"):
-        if reference not in results or len(results[reference]) < 2:
-            return
-        n = len(results[reference])
-        results = {k: v for k, v in results.items() if len(v) == n}
-        for c in paired_comparison(results, reference, higher_is_better=higher):
-            if c.strategy == reference:
+    def add(part, setting, rows, unit, metric, arm, higher, reference="zeros"):
+        # Each strategy paired with the reference on the seeds (and units) both have.
+        for name in dict.fromkeys(arm(r) for r in rows):
+            if name == reference:
                 continue
+            pair = [r for r in rows if arm(r) in (name, reference)]
+            results = _paired(pair, unit, metric, arm)
+            if reference not in results or name not in results or len(results[name]) < 2:
+                continue
+            c = paired_comparison(
+                {reference: results[reference], name: results[name]},
+                reference,
+                higher_is_better=higher,
+            )[1]
             effects.append(
                 {
                     "part": part,
@@ -757,34 +761,31 @@ def aggregate(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 }
             )
 
+    by_strategy = lambda r: r["strategy"]
     synthetic = [r for r in runs if r["part"] == "synthetic"]
     for history in sorted({r["history"] for r in synthetic}):
         rows = [r for r in synthetic if r["history"] == history]
         setting = "level metadata" if history == 0 else f"history summary (H={history})"
-        add(
-            "synthetic",
-            setting,
-            _paired(rows, "part", "mse", lambda r: r["strategy"]),
-            "test MSE",
-            False,
-        )
+        add("synthetic", setting, rows, "part", "mse", by_strategy, False)
     dev = [r for r in runs if r["part"] == "dev"]
     for window in sorted({r["window"] for r in dev}):
         rows = [r for r in dev if r["window"] == window]
         for metric in ("auc_pr", "vus_pr"):
-            add(
-                "dev",
-                f"window {window}",
-                _paired(rows, "dataset", metric, lambda r: r["strategy"]),
-                metric,
-                True,
-            )
+            add("dev", f"window {window}", rows, "dataset", metric, by_strategy, True)
     fleet = [r for r in runs if r["part"] == "fleet"]
     for group in sorted({r["group"] for r in fleet}):
         rows = [r for r in fleet if r["group"] == group]
         for metric in ("auc_pr", "vus_pr", "nab_standard"):
-            results = _paired(rows, "group", metric, lambda r: f"{r['mode']} {r['strategy']}")
-            add("fleet", group, results, metric, True, reference="fleet zeros")
+            add(
+                "fleet",
+                group,
+                rows,
+                "group",
+                metric,
+                lambda r: f"{r['mode']} {r['strategy']}",
+                True,
+                reference="fleet zeros",
+            )
     return effects
 
 
@@ -803,7 +804,6 @@ def verdict(effect: dict[str, Any]) -> str:
 
 _METRIC_TITLES = {
     "mse": "test MSE",
-    "test MSE": "test MSE",
     "auc_pr": "AUC-PR",
     "vus_pr": "VUS-PR",
     "nab_standard": "NAB standard",
@@ -830,6 +830,35 @@ def effects_table(effects: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _effect_phrase(e: dict[str, Any]) -> str:
+    rel = ""
+    if e["part"] == "synthetic" and e["reference_mean"]:
+        rel = f" ({100 * e['diff_mean'] / e['reference_mean']:+.1f}%)"
+    return (
+        f"{e['part']}, {e['setting']}: **{e['strategy']}** {_METRIC_TITLES[e['metric']]} "
+        f"{e['diff_mean']:+.3g}{rel} [{e['ci_low']:+.3g}, {e['ci_high']:+.3g}], "
+        f"{e['wins']}/{e['n']} seeds"
+    )
+
+
+def findings(effects: Sequence[dict[str, Any]]) -> str:
+    """The effects grouped by :func:`verdict`: where the start helps, hurts, and null results."""
+    groups = {"better": [], "worse": [], "no difference": []}
+    for e in effects:
+        groups[verdict(e)].append(_effect_phrase(e))
+    titles = {
+        "better": "Where a start measurably beats the reference (95% interval above 0)",
+        "worse": "Where it is measurably worse",
+        "no difference": "Null results: no difference the interval can resolve",
+    }
+    lines = ["## Where the start matters, and where it does not", ""]
+    for key, title in titles.items():
+        lines += [f"**{title}** ({len(groups[key])}):", ""]
+        lines += [f"- {g}" for g in groups[key]] or ["- none"]
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
 def plot_effects(effects: Sequence[dict[str, Any]], path: Any) -> None:
     """One panel per part: each strategy's improvement over its reference with its 95% interval.
 
@@ -849,7 +878,7 @@ def plot_effects(effects: Sequence[dict[str, Any]], path: Any) -> None:
         "dev": "detector, dev benchmark (12 series):\ngain in AUC-PR / VUS-PR vs zeros",
         "fleet": "detector, NAB fleet: gain vs one\nmodel for the fleet started at zeros",
     }
-    colors = {"test MSE": "#444444", "auc_pr": "#1f77b4", "vus_pr": "#ff7f0e"}
+    colors = {"mse": "#444444", "auc_pr": "#1f77b4", "vus_pr": "#ff7f0e"}
     heights = [
         len({(e["setting"], e["strategy"]) for e in effects if e["part"] == p}) for p in parts
     ]
@@ -956,6 +985,7 @@ def run_study(
         nab_root=nab_root,
         epochs=epochs,
         dev_root=dev_root,
+        synthetic_seeds=synthetic_seeds,
     )
     started = time.perf_counter()
 
@@ -1019,6 +1049,10 @@ def render_report(payload: dict[str, Any], out: Any) -> str:
         "*no difference* means no effect larger than the interval, not proof of none.",
         "",
         "![effects](effects.png)",
+        "",
+        findings(effects),
+        "",
+        "### Every comparison",
         "",
         effects_table(effects),
     ]
