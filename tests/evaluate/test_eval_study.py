@@ -114,11 +114,14 @@ def _tiny_fleet_corpus(root):
     return root
 
 
-def test_run_study_dev_bench_and_fleets_end_to_end(tmp_path):
+def test_run_study_dev_bench_and_fleets_end_to_end(tmp_path, monkeypatch):
     """The detector parts at tiny sizes (window 8, 1 epoch, 2 seeds): runs, effects, report."""
     import json
 
     from h0.evaluate import _study
+
+    settings = (("fleet", "zeros"), ("fleet", "per_sequence"), ("separate", "zeros"))
+    monkeypatch.setattr(_study, "FLEET_SETTINGS", settings)
 
     dev_root = _tiny_dev_cache(tmp_path / "dev")
     nab_root = _tiny_fleet_corpus(tmp_path / "nab")
@@ -139,15 +142,15 @@ def test_run_study_dev_bench_and_fleets_end_to_end(tmp_path):
     )
     report = _study.run_study(**kwargs)
     payload = json.loads((out / "study.json").read_text())
-    # 3 dev starts x 2 seeds on one series, 5 fleet settings x 2 seeds.
-    assert len(payload["runs"]) == 6 + 10
+    # 3 dev starts x 2 seeds on one series, 3 fleet settings x 2 seeds.
+    assert len(payload["runs"]) == 6 + 6
     fleet = [r for r in payload["runs"] if r["part"] == "fleet"]
     assert {r["series"] for r in fleet} == {2}
     assert all(0 <= r["auc_pr"] <= 1 and 0 <= r["vus_pr"] <= 1 for r in payload["runs"])
     effects = {(e["part"], e["strategy"], e["metric"]) for e in payload["effects"]}
     assert ("dev", "learned", "auc_pr") in effects and ("dev", "warmup", "vus_pr") in effects
-    assert ("fleet", "fleet per_sequence", "nab_standard") in effects
-    assert ("fleet", "separate zeros", "auc_pr") in effects
+    assert ("fleet", "per_sequence", "nab_standard") in effects  # vs zeros in the fleet model
+    assert ("fleet", "separate zeros", "auc_pr") in effects  # one model per series vs one
     assert "| dev | window 8 | learned | AUC-PR |" in report
     assert (out / "effects.png").stat().st_size > 0
     # A rerun resumes from runs.jsonl: nothing is run again.
