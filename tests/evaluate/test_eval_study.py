@@ -135,6 +135,8 @@ def test_run_study_dev_bench_and_fleets_end_to_end(tmp_path, monkeypatch):
         warmup_windows=(8,),
         fleets=("fleet",),
         nab_root=nab_root,
+        nab_full=True,
+        nab_strategies=("zeros", "learned"),
         epochs=1,
         workers=1,
         dev_root=dev_root,
@@ -142,15 +144,16 @@ def test_run_study_dev_bench_and_fleets_end_to_end(tmp_path, monkeypatch):
     )
     report = _study.run_study(**kwargs)
     payload = json.loads((out / "study.json").read_text())
-    # 3 dev starts x 2 seeds on one series, 3 fleet settings x 2 seeds.
-    assert len(payload["runs"]) == 6 + 6
+    # 3 dev starts x 2 seeds on one series, 3 fleet settings x 2 seeds, 2 NAB starts x 2 seeds.
+    assert len(payload["runs"]) == 6 + 6 + 4
     fleet = [r for r in payload["runs"] if r["part"] == "fleet"]
     assert {r["series"] for r in fleet} == {2}
-    assert all(0 <= r["auc_pr"] <= 1 and 0 <= r["vus_pr"] <= 1 for r in payload["runs"])
+    assert all(0 <= r["vus_pr"] <= 1 and 0 <= r.get("auc_pr", 0) <= 1 for r in payload["runs"])
     effects = {(e["part"], e["strategy"], e["metric"]) for e in payload["effects"]}
     assert ("dev", "learned", "auc_pr") in effects and ("dev", "warmup", "vus_pr") in effects
     assert ("fleet", "per_sequence", "nab_standard") in effects  # vs zeros in the fleet model
     assert ("fleet", "separate zeros", "auc_pr") in effects  # one model per series vs one
+    assert ("nab", "learned", "nab_standard") in effects
     assert "| dev | window 8 | learned | AUC-PR |" in report
     assert (out / "effects.png").stat().st_size > 0
     # A rerun resumes from runs.jsonl: nothing is run again.
