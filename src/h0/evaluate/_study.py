@@ -947,14 +947,20 @@ def plot_effects(effects: Sequence[dict[str, Any]], path: Any) -> None:
     if not parts:
         return
     heights = [len({(e["setting"], e["strategy"]) for e in chosen[p]}) for p in parts]
+    cols = min(2, len(parts))
+    rows = -(-len(parts) // cols)
+    row_heights = [max(heights[r * cols : (r + 1) * cols]) for r in range(rows)]
     fig, axes = plt.subplots(
-        1,
-        len(parts),
-        figsize=(4.8 * len(parts), 0.36 * max(heights) + 1.8),
+        rows,
+        cols,
+        figsize=(7.2 * cols, 0.3 * sum(row_heights) + 1.6 * rows),
         dpi=110,
         squeeze=False,
+        gridspec_kw={"height_ratios": [h + 3 for h in row_heights]},
     )
-    for ax, part in zip(axes[0], parts, strict=True):
+    for ax in axes.flat[len(parts) :]:
+        ax.set_visible(False)
+    for ax, part in zip(axes.flat, parts, strict=False):
         mine = chosen[part]
         labels = list(dict.fromkeys((e["setting"], e["strategy"]) for e in mine))
         metrics_here = list(dict.fromkeys(e["metric"] for e in mine))
@@ -966,30 +972,37 @@ def plot_effects(effects: Sequence[dict[str, Any]], path: Any) -> None:
                 scale = 100 / e["reference_mean"] if part == "synthetic" else 1
                 mid = sign * e["diff_mean"] * scale
                 lo, hi = sorted((sign * e["ci_low"] * scale, sign * e["ci_high"] * scale))
+                resolved = verdict(e) != "no difference"
                 ax.errorbar(
                     mid,
                     i + offset,
                     xerr=[[mid - lo], [hi - mid]],
                     fmt="o",
-                    ms=4,
+                    ms=5,
                     capsize=3,
                     color=colors[metric],
-                    label=_METRIC_TITLES[metric] if i == 0 or len(labels) == 1 else None,
+                    markerfacecolor=colors[metric] if resolved else "white",
+                    label=_METRIC_TITLES[metric],
                 )
         ax.axvline(0, color="#888888", lw=1, ls="--")
         ax.set_yticks(range(len(labels)), [f"{s}: {n}" for s, n in labels], fontsize=8)
-        ax.invert_yaxis()
+        ax.set_ylim(len(labels) - 0.5, -0.5)
         ax.set_title(titles[part], fontsize=9)
-        ax.set_xlabel("better →  (95% interval over seeds)", fontsize=8)
+        ax.set_xlabel("better →   (95% interval over seeds)", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(axis="x", labelsize=8)
         if part == "synthetic":
-            ax.set_xscale("symlog", linthresh=5)
+            ax.set_xscale("symlog", linthresh=10)
+            ticks = [-100, -30, -10, 0, 10, 30, 100]
+            ax.set_xticks(ticks, [f"{t:+d}%" if t else "0" for t in ticks])
         if len(metrics_here) > 1:
             handles, names = ax.get_legend_handles_labels()
             keep = dict(zip(names, handles, strict=True))
-            ax.legend(keep.values(), keep.keys(), fontsize=7, loc="lower right")
+            ax.legend(keep.values(), keep.keys(), fontsize=7, loc="best")
     fig.suptitle(
-        "Effect of the initial state vs zeros (paired over seeds); 0 = no effect", fontsize=10
+        "Effect of the initial state vs its reference (paired over seeds). Filled: the 95% "
+        "interval excludes 0; hollow: no resolvable effect",
+        fontsize=10,
     )
     fig.tight_layout()
     fig.savefig(path)
@@ -1087,7 +1100,11 @@ def run_study(
 
 
 def render_report(payload: dict[str, Any], out: Any) -> str:
-    """Write ``README.md``, ``effects.png`` and the per-part plots for a study payload."""
+    """Write ``README.md``, ``effects.png`` and the per-part plots for a study payload.
+
+    A hand-written ``out/notes.md`` (the reading of the numbers), if present, is placed after the
+    generated findings.
+    """
     import platform
     import time
     from pathlib import Path
@@ -1114,6 +1131,7 @@ def render_report(payload: dict[str, Any], out: Any) -> str:
         "![effects](effects.png)",
         "",
         findings(effects),
+        *(["", notes.read_text().strip()] if (notes := out / "notes.md").is_file() else []),
         "",
         "### Every comparison",
         "",
