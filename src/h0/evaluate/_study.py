@@ -1070,7 +1070,11 @@ def run_study(
 
     def progress(row: dict[str, Any], i: int, n: int) -> None:
         what = {k: row[k] for k in ("part", "strategy", "seed") if k in row}
-        where = row.get("dataset") or row.get("group") or f"history {row.get('history')}"
+        where = (
+            row.get("dataset")
+            or row.get("group")
+            or (f"history {row['history']}" if row["part"] == "synthetic" else "all 58 series")
+        )
         extra = f"window {row['window']}" if "window" in row else row.get("mode", "")
         got = {
             k: round(row[k], 4)
@@ -1119,8 +1123,9 @@ def render_report(payload: dict[str, Any], out: Any) -> str:
         "",
         f"Regenerate with `{command}` (here: {platform.machine()}, {len(jax.devices())} CPU "
         f"device(s), {time.strftime('%Y-%m-%d')}; {len(runs)} runs, "
-        f"{payload.get('cpu_seconds', 0) / 60:.0f} min of run time in "
-        f"{payload.get('seconds', 0) / 60:.0f} min wall). Every run is in `study.json` "
+        f"{payload.get('cpu_seconds', 0) / 60:.0f} min of run time summed over the runs, "
+        "which ran in a pool of worker processes; an interrupted study resumes from "
+        "`runs.jsonl`, so wall time is that of its invocations). Every run is in `study.json` "
         "(and `runs.jsonl`, written as the runs finish). Every strategy is compared with a "
         "reference on the same seeds (paired): the mean difference over seeds with a 95% "
         "t-interval, a paired t-test, and the number of seeds on which the strategy did "
