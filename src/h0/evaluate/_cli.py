@@ -213,7 +213,15 @@ def _print_summary(summary: dict) -> None:
 
 
 def add_study_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``h0 study initial-state``."""
+    """Register ``h0 study initial-state``.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(prog="h0")
+        >>> _ = add_study_parser(parser.add_subparsers(dest="command"))
+        >>> args = parser.parse_args(["study", "initial-state", "--dev-bench", "--windows", "8"])
+        >>> args.dev_bench, args.windows, args.fleets
+        (True, [8], [])
+    """
     study = subparsers.add_parser(
         "study", help="studies: does the initial state matter?", description="h0's studies."
     )
@@ -221,35 +229,82 @@ def add_study_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     sub = study.add_subparsers(dest="study_command", metavar="STUDY")
     initial = sub.add_parser(
         "initial-state",
-        help="zeros vs random vs learned vs ... over several seeds, paired against zeros",
+        help="zeros vs learned vs ... over several seeds, paired against zeros",
         description=(
-            "Compare initial-state strategies over several seeds on (a) a synthetic task where "
-            "the start should matter and, with --nab, (b) NAB with h0's detector (NAB standard "
-            "score and VUS-PR). Writes a markdown report, JSON and plots into --out."
+            "Compare initial-state strategies over several seeds, paired against zeros: (a) a "
+            "synthetic task where the start should matter (with a long-history variant and "
+            "h0.fit_initial_state); with --dev-bench (b) h0's detector on the dev benchmark "
+            "(dense score's AUC-PR and VUS-PR) for each --windows; with --fleets (c) NAB folders "
+            "trained as one model (zeros, shared learned, per-sequence) vs one model per series; "
+            "with --nab-full (d) the whole NAB corpus per strategy. Runs are logged to "
+            "OUT/runs.jsonl as they finish (a rerun resumes); writes OUT/study.json, "
+            "OUT/README.md and OUT/effects.png."
         ),
     )
     initial.add_argument("--seeds", type=int, default=5)
+    initial.add_argument(
+        "--synthetic-seeds", type=int, default=None, help="seeds of the synthetic part (--seeds)"
+    )
     initial.add_argument("--steps", type=int, default=400, help="training steps (synthetic)")
+    initial.add_argument(
+        "--history", type=int, default=64, help="synthetic long-history variant's H (0: none)"
+    )
+    initial.add_argument("--skip-synthetic", action="store_true")
+    initial.add_argument(
+        "--dev-bench", action="store_true", help="the detector on the dev benchmark's series"
+    )
+    initial.add_argument("--windows", nargs="+", type=int, default=[8, 16, 32], metavar="W")
+    initial.add_argument(
+        "--dev-strategies", nargs="+", default=["zeros", "learned"], metavar="NAME"
+    )
+    initial.add_argument(
+        "--warmup-windows",
+        nargs="*",
+        type=int,
+        default=[32],
+        metavar="W",
+        help="windows at which the warm-up start also runs",
+    )
+    initial.add_argument(
+        "--fleets", nargs="*", default=[], metavar="FOLDER", help="NAB folders, e.g. realTweets"
+    )
     initial.add_argument("--nab", metavar="NAB_ROOT", type=Path, default=None)
+    initial.add_argument(
+        "--nab-full", action="store_true", help="also every NAB series alone per strategy (slow)"
+    )
     initial.add_argument(
         "--nab-strategies",
         default="zeros,random,learned,learned_noisy,warmup",
-        help="comma-separated detector strategies for the NAB part",
+        help="comma-separated detector strategies for --nab-full",
     )
-    initial.add_argument("--epochs", type=int, default=None, help="detector epochs (NAB part)")
+    initial.add_argument("--epochs", type=int, default=None, help="detector epochs (default 20)")
     initial.add_argument("--workers", type=int, default=2)
-    initial.add_argument("--skip-synthetic", action="store_true")
+    initial.add_argument("--dev-root", type=Path, default=None, help="dev benchmark cache root")
     initial.add_argument("--out", metavar="DIR", type=Path, default=Path("docs/study"))
     initial.set_defaults(func=_study_command)
     return study
 
 
 def _study_command(args: argparse.Namespace) -> int:
+    import shlex
+
     from h0.evaluate import _study
 
     if args.seeds < 2:
         raise UsageError(f"--seeds must be at least 2 for a paired comparison; got {args.seeds}")
-    nab_root = None if args.nab is None else _nab_root(args.nab)
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1; got {args.workers}")
+    if any(w < 2 for w in args.windows):
+        raise UsageError(f"--windows must be at least 2; got {args.windows}")
+    needs_nab = args.fleets or args.nab_full
+    nab_root = _nab_root(args.nab) if (needs_nab or args.nab is not None) else None
+    if args.fleets:
+        known = {rel.split("/", 1)[0] for rel in load_corpus(nab_root).files}
+        unknown = [f for f in args.fleets if f not in known]
+        if unknown:
+            raise UsageError(
+                f"--fleets {unknown[0]!r} is not a NAB folder; choose from {', '.join(sorted(known))}"
+            )
     report = _study.run_study(
         out=args.out,
         seeds=range(args.seeds),
@@ -259,6 +314,16 @@ def _study_command(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         workers=args.workers,
         synthetic=not args.skip_synthetic,
+        history=args.history,
+        dev_bench=args.dev_bench,
+        windows=tuple(args.windows),
+        dev_strategies=tuple(args.dev_strategies),
+        warmup_windows=tuple(args.warmup_windows),
+        fleets=tuple(args.fleets),
+        nab_full=args.nab_full,
+        dev_root=args.dev_root,
+        synthetic_seeds=None if args.synthetic_seeds is None else range(args.synthetic_seeds),
+        command="h0 " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["study"] else "",
     )
     print(report)
     return 0
