@@ -166,7 +166,7 @@ def test_score_is_decades_of_the_empirical_error_distribution():
     test = x[240:]
     scores = det.score(test)
     # Brute force: the newest-point error of each window, judged against the training errors.
-    joined = np.concatenate([det._tails[0], det._standardize(test[:, None])])
+    joined = np.concatenate([det._tails[0], det._standardize(test[:, None], 0)])
     windows = np.stack([joined[i : i + 8] for i in range(len(test))])
     recent, _ = det._features(windows, 0)[:, :1], None
     train = det._train_features[0][7:, :1]

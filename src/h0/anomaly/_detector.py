@@ -86,6 +86,9 @@ class GRUAutoencoderDetector(BaseEstimator):
         decision_scores_: Scores of the training part, all training series concatenated.
         series_decision_scores_: The same, one array per training series.
         calibrations_: The score's calibration, one per training series.
+        mean_: Mean of each training series' values ``[n_series, C]`` (each series is standardised
+            by its own training part).
+        scale_: Their standard deviations ``[n_series, C]`` (1 for a constant channel).
         n_features_: Channels ``C``.
         n_series_: Training series.
         loss_history_: Mean training loss per epoch.
@@ -137,8 +140,8 @@ class GRUAutoencoderDetector(BaseEstimator):
         )
         return EncDecAD(features=self.n_features_, hidden=cfg.hidden, strategy=strategy)
 
-    def _standardize(self, values: np.ndarray) -> np.ndarray:
-        z = (values - self.mean_) / self.scale_
+    def _standardize(self, values: np.ndarray, series: int) -> np.ndarray:
+        z = (values - self.mean_[series]) / self.scale_[series]
         return np.clip(z, -INPUT_CLIP, INPUT_CLIP).astype(np.float32)
 
     @staticmethod
@@ -201,18 +204,19 @@ class GRUAutoencoderDetector(BaseEstimator):
                     f"Series {i} has {s.shape[0]} points; fitting with window={window} needs at "
                     f"least {2 * window} (2 x window)."
                 )
-        pooled = np.concatenate(series)
-        self.mean_ = pooled.mean(axis=0)
-        # A channel constant during training is only centred: a later change shows as error.
-        scale = pooled.std(axis=0)
+        # Each series is standardised by its own training part: in a fleet of differently scaled
+        # series this alone was worth +0.078 AUC-PR (docs/study: NAB's realAWSCloudwatch as one
+        # model). A channel constant during training is only centred: a later change shows as error.
+        self.mean_ = np.stack([s.mean(axis=0) for s in series])
+        scale = np.stack([s.std(axis=0) for s in series])
         self.scale_ = np.where(scale > 0, scale, 1.0)
-        self.n_features_ = pooled.shape[1]
+        self.n_features_ = series[0].shape[1]
         self.n_features_in_ = self.n_features_
         self.n_series_ = len(series)
 
         fit_windows, fit_ids, self._held_out = [], [], []
         for i, s in enumerate(series):
-            w = windows_of(self._standardize(s), window)
+            w = windows_of(self._standardize(s, i), window)
             n_val = max(2, round(cfg.training.validation_fraction * w.shape[0]))
             fit_windows.append(w[: w.shape[0] - n_val])
             fit_ids.append(np.full((w.shape[0] - n_val,), i, np.int32))
@@ -271,7 +275,7 @@ class GRUAutoencoderDetector(BaseEstimator):
         self._train_features = []
         for i, s in enumerate(series):
             features = np.full((s.shape[0], 2 * self.n_features_), np.nan)
-            features[window - 1 :] = self._features(windows_of(self._standardize(s), window), i)
+            features[window - 1 :] = self._features(windows_of(self._standardize(s, i), window), i)
             self._train_features.append(features)
         self._calibrate()
         return self
@@ -300,7 +304,7 @@ class GRUAutoencoderDetector(BaseEstimator):
             self.calibrations_.append(cal)
             self.series_decision_scores_.append(scores)
             reference.append(scores[-len(calibration_rows) :])
-            self._tails.append(self._standardize(values[values.shape[0] - (window - 1) :]))
+            self._tails.append(self._standardize(values[values.shape[0] - (window - 1) :], i))
         self.decision_scores_ = np.concatenate(self.series_decision_scores_)
         pooled = np.concatenate(reference)
         alarms = cfg.alarms
@@ -433,7 +437,7 @@ class GRUAutoencoderDetector(BaseEstimator):
         """The windows ending at each point of ``values``, which continue training series ``series``."""
         if values.shape[0] == 0:
             return np.zeros((0, self.config.model.window, self.n_features_), np.float32)
-        joined = np.concatenate([self._tails[series], self._standardize(values)])
+        joined = np.concatenate([self._tails[series], self._standardize(values, series)])
         return windows_of(joined, self.config.model.window)
 
     def _scores(self, values: np.ndarray, series: int) -> tuple[np.ndarray, np.ndarray]:
@@ -649,7 +653,7 @@ class DetectorStream:
             raise ValueError(
                 f"value must be {det.n_features_} finite number(s); got {np.asarray(value)!r}."
             )
-        window = np.concatenate([self._buffer, det._standardize(v[None])])
+        window = np.concatenate([self._buffer, det._standardize(v[None], self._series)])
         self._buffer = window[1:]
         recent, whole = self._residual_fn(det.params_, window[None], self._ids)
         features = det._select(np.concatenate([np.asarray(recent), np.asarray(whole)], 1))
