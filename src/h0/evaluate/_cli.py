@@ -241,7 +241,9 @@ def add_study_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
             "OUT/README.md and OUT/effects.png."
         ),
     )
-    initial.add_argument("--seeds", type=int, default=5)
+    initial.add_argument(
+        "--seeds", type=int, default=5, help="seeds per detector setting (default 5)"
+    )
     initial.add_argument(
         "--synthetic-seeds", type=int, default=None, help="seeds of the synthetic part (--seeds)"
     )
@@ -249,13 +251,26 @@ def add_study_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     initial.add_argument(
         "--history", type=int, default=64, help="synthetic long-history variant's H (0: none)"
     )
-    initial.add_argument("--skip-synthetic", action="store_true")
+    initial.add_argument(
+        "--skip-synthetic", action="store_true", help="skip the synthetic task (default: run it)"
+    )
     initial.add_argument(
         "--dev-bench", action="store_true", help="the detector on the dev benchmark's series"
     )
-    initial.add_argument("--windows", nargs="+", type=int, default=[8, 16, 32], metavar="W")
     initial.add_argument(
-        "--dev-strategies", nargs="+", default=["zeros", "learned"], metavar="NAME"
+        "--windows",
+        nargs="+",
+        type=int,
+        default=[8, 16, 32],
+        metavar="W",
+        help="detector windows of the dev-benchmark part (default 8 16 32)",
+    )
+    initial.add_argument(
+        "--dev-strategies",
+        nargs="+",
+        default=["zeros", "learned"],
+        metavar="NAME",
+        help="starts compared on the dev benchmark (default zeros learned)",
     )
     initial.add_argument(
         "--warmup-windows",
@@ -268,7 +283,9 @@ def add_study_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     initial.add_argument(
         "--fleets", nargs="*", default=[], metavar="FOLDER", help="NAB folders, e.g. realTweets"
     )
-    initial.add_argument("--nab", metavar="NAB_ROOT", type=Path, default=None)
+    initial.add_argument(
+        "--nab", metavar="NAB_ROOT", type=Path, default=None, help="NAB corpus root (default: none)"
+    )
     initial.add_argument(
         "--nab-full", action="store_true", help="also every NAB series alone per strategy (slow)"
     )
@@ -278,9 +295,11 @@ def add_study_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         help="comma-separated detector strategies for --nab-full",
     )
     initial.add_argument("--epochs", type=int, default=None, help="detector epochs (default 20)")
-    initial.add_argument("--workers", type=int, default=2)
+    initial.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     initial.add_argument("--dev-root", type=Path, default=None, help="dev benchmark cache root")
-    initial.add_argument("--out", metavar="DIR", type=Path, default=Path("docs/study"))
+    initial.add_argument(
+        "--out", metavar="DIR", type=Path, default=Path("docs/study"), help="default docs/study"
+    )
     initial.set_defaults(func=_study_command)
     return study
 
