@@ -80,3 +80,16 @@ def test_h0_gru_nab_run_on_a_few_series(nab, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["scores"]) == {f"h0-gru-{v}" for v in _run.VARIANTS}
     assert all(0 <= row["vus_pr"] <= 1 for row in summary["scores"].values())
+
+
+@pytest.mark.slow
+def test_one_program_equals_one_process_per_series(nab, tmp_path):
+    from h0.evaluate._nab import load_corpus
+
+    corpus = load_corpus(nab)
+    files = [f for f in corpus.files if any(p in f for p in SERIES)]
+    scorer = _run.make_scorer("h0-gru", epochs=2)
+    alone = _run.run_corpus(scorer, corpus, files=files, workers=1)
+    together = _run.run_corpus(scorer, corpus, files=files, one_program=True)
+    for rel in files:
+        np.testing.assert_allclose(together["dense"][rel], alone["dense"][rel], rtol=2e-3, atol=2e-3)

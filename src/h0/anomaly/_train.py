@@ -74,3 +74,29 @@ def make_residual_fn(model: EncDecAD, span: int) -> Callable[..., Any]:
         return recent, whole
 
     return jax.jit(residuals)
+
+
+@functools.lru_cache(maxsize=8)
+def masked_ensemble_step(model: EncDecAD, learning_rate: float) -> Callable[..., Any]:
+    """``step(params, opt_state, batch, keys, active) -> (params, opt_state, losses)`` over N models.
+
+    Every argument has a leading model axis; a model whose ``active`` is ``False`` keeps its
+    parameters and optimiser state (its own epoch is over), so each model follows exactly the
+    steps it would take alone.
+    """
+    tx = optimizer(learning_rate)
+
+    def one(params: PyTree, opt_state: Any, batch: Batch, key: Array, active: Array):
+        loss, grads = jax.value_and_grad(
+            lambda p: reconstruction_loss(model, p, batch, key, deterministic=False)
+        )(params)
+        updates, new_state = tx.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        keep = lambda new, old: jnp.where(active, new, old)
+        return (
+            jax.tree.map(keep, new_params, params),
+            jax.tree.map(keep, new_state, opt_state),
+            loss,
+        )
+
+    return jax.jit(jax.vmap(one))

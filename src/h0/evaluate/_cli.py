@@ -118,6 +118,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--workers", type=int, default=2, help="processes, series in parallel (default 2)"
     )
     run.add_argument(
+        "--one-program",
+        action="store_true",
+        help="h0 detectors: train every series' own model in one vmapped program in this process "
+        "(the same scores to float32 rounding; default: one process per series)",
+    )
+    run.add_argument(
         "--series",
         action="append",
         default=None,
@@ -174,6 +180,7 @@ def _run_command(args: argparse.Namespace) -> int:
             files=files,
             workers=args.workers,
             progress=lambda rel: progress.advance(task),
+            one_program=args.one_program,
         )
     if files:  # a partial run scores against the files it ran only
         corpus = _run.subset(corpus, files)
