@@ -17,10 +17,11 @@ from h0.anomaly._config import (
     ScoringConfig,
     TrainingConfig,
 )
-from h0.anomaly._detector import DetectorStream, GRUAutoencoderDetector
+from h0.anomaly._detector import DetectorStream, GRUAutoencoderDetector, fit_independent
 from h0.anomaly._model import EncDecAD
 from h0.anomaly._names import STRATEGY_NAMES, detector_strategy
 from h0.anomaly._reportdata import Event, ReportData
+from h0.anomaly._run import DetectionRun, SeriesInput, detect
 
 __all__ = [
     "STRATEGY_NAMES",
@@ -28,6 +29,7 @@ __all__ = [
     "AlarmRule",
     "AlarmState",
     "ConfigError",
+    "DetectionRun",
     "DetectorConfig",
     "DetectorStream",
     "EncDecAD",
@@ -36,8 +38,11 @@ __all__ = [
     "ModelConfig",
     "ReportData",
     "ScoringConfig",
+    "SeriesInput",
     "TrainingConfig",
     "decide",
+    "detect",
     "detector_strategy",
+    "fit_independent",
     "nab_shape",
 ]
