@@ -156,7 +156,7 @@ def one_of(choices: tuple[str, ...], what: str) -> Check:
 
 
 class _Group:
-    """Validation shared by the groups: every field's own check, then the group's."""
+    """Validation shared by the groups: every field's own check."""
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
@@ -165,10 +165,6 @@ class _Group:
                 message = meta.check(f.name, getattr(self, f.name))
                 if message:
                     raise ConfigError(f.name, message)
-        self._check()
-
-    def _check(self) -> None:
-        """Checks across fields of the group."""
 
 
 @dataclasses.dataclass(frozen=True)

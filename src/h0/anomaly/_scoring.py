@@ -49,6 +49,8 @@ class Calibration:
         center: Median of each error feature ``[F, C]`` (F = 1 or 2 features).
         scale: Robust scale of each feature ``[F, C]``.
         reference: Sorted calibration magnitudes ``[n, F, C]``.
+        log_survival: ``log P(A > reference)`` at each of them ``[n, F, C]`` (ties share the value
+            of their first occurrence), fitted once so that scoring only interpolates.
         tail_start: Magnitude where the exponential tail starts ``[F, C]``.
         tail_scale: Mean exceedance over ``tail_start`` ``[F, C]``.
         tail_mass: Calibration share beyond ``tail_start`` ``[F, C]``.
@@ -60,6 +62,7 @@ class Calibration:
     center: np.ndarray
     scale: np.ndarray
     reference: np.ndarray
+    log_survival: np.ndarray
     tail_start: np.ndarray
     tail_scale: np.ndarray
     tail_mass: np.ndarray
@@ -116,6 +119,13 @@ def fit_calibration(
     scale = np.maximum(1.4826 * mad, SCALE_FLOOR)
     a = np.sort(magnitudes(features, center, scale), axis=0)
     n = a.shape[0]
+    # Empirical survival at the sorted points, (n - i) / (n + 1) with i the first index of a tie.
+    first = np.zeros(a.shape, np.int64)
+    if n:
+        new = np.ones(a.shape, bool)
+        new[1:] = a[1:] > a[:-1]
+        first = np.maximum.accumulate(np.where(new, np.arange(n)[:, None, None], 0), axis=0)
+    log_survival = np.log((n - first) / (n + 1.0))
     start = np.quantile(a, tail_quantile, axis=0)
     above = a > start
     count = above.sum(axis=0)
@@ -131,6 +141,7 @@ def fit_calibration(
         center=center,
         scale=scale,
         reference=a,
+        log_survival=log_survival,
         tail_start=start,
         tail_scale=tail_scale,
         tail_mass=mass,
@@ -147,15 +158,14 @@ def feature_decades(cal: Calibration, features: np.ndarray) -> np.ndarray:
     interpolated in log space; beyond ``tail_start`` the exponential tail.
     """
     a = magnitudes(np.asarray(features, np.float64), cal.center, cal.scale)
-    n = cal.reference.shape[0]
     out = np.zeros(a.shape, np.float64)
     for f in range(a.shape[1]):
         for c in range(a.shape[2]):
             if not cal.modelled[c]:
                 continue
-            xs, first = np.unique(cal.reference[:, f, c], return_index=True)
-            log_s = np.log((n - first) / (n + 1.0))
+            xs, log_s = cal.reference[:, f, c], cal.log_survival[:, f, c]
             x = a[:, f, c]
+            # xs is non-decreasing and tied points share one value, so interpolation is exact.
             body = np.interp(x, xs, log_s, left=0.0, right=log_s[-1])
             start, scale = cal.tail_start[f, c], cal.tail_scale[f, c]
             tail = math.log(cal.tail_mass[f, c]) - (x - start) / scale
