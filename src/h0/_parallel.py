@@ -155,7 +155,9 @@ def make_ensemble_train_step(
     loss_fn: Callable[[PyTree, PyTree, Array], Array],
     optimizer: optax.GradientTransformation,
     mesh: Mesh | None = None,
-) -> Callable[[PyTree, PyTree, PyTree, Array], tuple[PyTree, PyTree, Array]]:
+    *,
+    masked: bool = False,
+) -> Callable[..., tuple[PyTree, PyTree, Array]]:
     """One jitted step that trains ``N`` independent models: many series, one program.
 
     The step of :func:`make_train_step`, vectorised with :func:`jax.vmap` over a leading model
@@ -171,6 +173,9 @@ def make_ensemble_train_step(
         optimizer: An optax transformation, applied to each model separately.
         mesh: A mesh from :func:`data_mesh`; ``N`` must then be a multiple of its size.
             ``None`` compiles for the default device.
+        masked: The step takes a fifth argument ``active [N]`` (bool): a model whose entry is
+            ``False`` keeps its parameters and optimiser state, so models that take different
+            numbers of steps (series of different lengths) each follow exactly their own steps.
 
     Returns:
         ``step(params, opt_state, batch, keys) -> (params, opt_state, losses)``: every leaf of
@@ -197,10 +202,15 @@ def make_ensemble_train_step(
         ([1.0, 2.0, 3.0], (3,))
     """
 
-    def one(params: PyTree, opt_state: PyTree, batch: PyTree, key: Array):
+    def one(params: PyTree, opt_state: PyTree, batch: PyTree, key: Array, active: Any = True):
         loss, grads = jax.value_and_grad(loss_fn)(params, batch, key)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        updates, new_state = optimizer.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        if masked:
+            keep = lambda new, old: jnp.where(active, new, old)
+            new_params = jax.tree.map(keep, new_params, params)
+            new_state = jax.tree.map(keep, new_state, opt_state)
+        return new_params, new_state, loss
 
     step = jax.vmap(one)
     if mesh is None:

@@ -80,23 +80,12 @@ def make_residual_fn(model: EncDecAD, span: int) -> Callable[..., Any]:
 def masked_ensemble_step(model: EncDecAD, learning_rate: float) -> Callable[..., Any]:
     """``step(params, opt_state, batch, keys, active) -> (params, opt_state, losses)`` over N models.
 
-    Every argument has a leading model axis; a model whose ``active`` is ``False`` keeps its
-    parameters and optimiser state (its own epoch is over), so each model follows exactly the
-    steps it would take alone.
+    :func:`h0.parallel.make_ensemble_train_step` (masked) of :func:`reconstruction_loss`: every
+    argument has a leading model axis, and a model whose ``active`` is ``False`` keeps its state
+    (its own epoch is over), so each model follows exactly the steps it would take alone.
     """
-    tx = optimizer(learning_rate)
 
-    def one(params: PyTree, opt_state: Any, batch: Batch, key: Array, active: Array):
-        loss, grads = jax.value_and_grad(
-            lambda p: reconstruction_loss(model, p, batch, key, deterministic=False)
-        )(params)
-        updates, new_state = tx.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
-        keep = lambda new, old: jnp.where(active, new, old)
-        return (
-            jax.tree.map(keep, new_params, params),
-            jax.tree.map(keep, new_state, opt_state),
-            loss,
-        )
+    def loss_fn(params: PyTree, batch: Batch, key: Array) -> Array:
+        return reconstruction_loss(model, params, batch, key, deterministic=False)
 
-    return jax.jit(jax.vmap(one))
+    return hp.make_ensemble_train_step(loss_fn, optimizer(learning_rate), masked=True)
