@@ -40,3 +40,30 @@ def test_rnn_speed_quick(tmp_path):
     assert all(r["h0"]["temp_mib"] > 0 for r in results["temporaries"])
     memory = results["memory"]["peak_mib"]
     assert memory["h0_remat"] < memory["h0"]
+
+
+@pytest.mark.slow
+def test_ensemble_speed_quick(tmp_path):
+    # The script itself checks that every variant computes the same losses before timing.
+    out = tmp_path / "ensemble_speed.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    script = ROOT / "benchmarks" / "ensemble_speed.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    variants = json.loads(out.read_text())["variants"]
+    assert set(variants) == {
+        "vmap",
+        "vectorize=1",
+        "vectorize=2",
+        "vectorize=4",
+        "vectorize=8",
+        "alone",
+    }
+    assert all(v["ms_per_step"] > 0 for v in variants.values())

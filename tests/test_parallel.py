@@ -167,6 +167,30 @@ def test_ensemble_equals_each_model_trained_alone():
     assert len({round(float(v), 4) for v in together[-1]}) == N_MODELS
 
 
+@pytest.mark.parametrize("vectorize", [1, 2])
+def test_ensemble_in_groups_equals_vmapped(vectorize):
+    # N_MODELS = 3 with groups of 2 leaves a remainder group of one: it must train as well.
+    loss_fn, tx, params, batch = _ensemble_problem()
+    keys = jax.random.split(jax.random.key(10), N_MODELS)
+    results = {}
+    for name, k in [("vmap", None), ("groups", vectorize)]:
+        step = hp.make_ensemble_train_step(loss_fn, tx, vectorize=k)
+        p = hp.stack(params)
+        s = jax.vmap(tx.init)(p)
+        for _ in range(3):
+            p, s, losses = step(p, s, batch, keys)
+        results[name] = (p, losses)
+    np.testing.assert_allclose(results["groups"][1], results["vmap"][1], rtol=1e-5)
+    for a, b in zip(*(jax.tree.leaves(results[n][0]) for n in results), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_ensemble_vectorize_is_checked():
+    loss_fn, tx, _, _ = _ensemble_problem()
+    with pytest.raises(ValueError, match="vectorize must be a positive"):
+        hp.make_ensemble_train_step(loss_fn, tx, vectorize=0)
+
+
 ENSEMBLE_SCRIPT = textwrap.dedent(
     """
     import json, sys

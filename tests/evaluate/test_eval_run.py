@@ -92,4 +92,6 @@ def test_one_program_equals_one_process_per_series(nab, tmp_path):
     alone = _run.run_corpus(scorer, corpus, files=files, workers=1)
     together = _run.run_corpus(scorer, corpus, files=files, one_program=True)
     for rel in files:
-        np.testing.assert_allclose(together["dense"][rel], alone["dense"][rel], rtol=2e-3, atol=2e-3)
+        np.testing.assert_allclose(
+            together["dense"][rel], alone["dense"][rel], rtol=2e-3, atol=2e-3
+        )

@@ -76,16 +76,25 @@ def make_residual_fn(model: EncDecAD, span: int) -> Callable[..., Any]:
     return jax.jit(residuals)
 
 
+#: Models per vectorised pass of :func:`masked_ensemble_step`: with 58 of the default model,
+#: two at a time took 0.31x the step time of vmapping all 58, one at a time 0.39x, four 0.49x
+#: (``benchmarks/ensemble_speed.py``, 2 CPU cores).
+ENSEMBLE_VECTORIZE = 2
+
+
 @functools.lru_cache(maxsize=8)
 def masked_ensemble_step(model: EncDecAD, learning_rate: float) -> Callable[..., Any]:
     """``step(params, opt_state, batch, keys, active) -> (params, opt_state, losses)`` over N models.
 
     :func:`h0.parallel.make_ensemble_train_step` (masked) of :func:`reconstruction_loss`: every
     argument has a leading model axis, and a model whose ``active`` is ``False`` keeps its state
-    (its own epoch is over), so each model follows exactly the steps it would take alone.
+    (its own epoch is over), so each model follows exactly the steps it would take alone. The
+    models run two at a time (:data:`ENSEMBLE_VECTORIZE`).
     """
 
     def loss_fn(params: PyTree, batch: Batch, key: Array) -> Array:
         return reconstruction_loss(model, params, batch, key, deterministic=False)
 
-    return hp.make_ensemble_train_step(loss_fn, optimizer(learning_rate), masked=True)
+    return hp.make_ensemble_train_step(
+        loss_fn, optimizer(learning_rate), masked=True, vectorize=ENSEMBLE_VECTORIZE
+    )
