@@ -119,9 +119,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     run.add_argument(
         "--one-program",
-        action="store_true",
-        help="h0 detectors: train every series' own model in one vmapped program in this process "
-        "(the same scores to float32 rounding; default: one process per series)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="h0 detectors: train every series' own model in one program in this process (the "
+        "same scores to float32 rounding; default). --no-one-program: one process per series",
     )
     run.add_argument(
         "--series",
