@@ -133,10 +133,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     run.add_argument(
         "--limit", type=int, default=None, help="only the first N (chosen) series (default: all)"
     )
+    from h0.anomaly import _config
+
+    _config.add_arguments(run, only=_ADAPTATION)
     run.set_defaults(func=_run_command)
     return nab
 
 
+#: The detector settings ``h0 nab run`` offers: online adaptation (``h0.anomaly._adapt``).
+_ADAPTATION = (
+    "adapt_every",
+    "adapt_history",
+    "adapt_steps",
+    "adapt_learning_rate",
+    "adapt_calibration",
+)
 _DETECTORS = ("h0-gru", "h0-untrained", "zscore", "random", "iforest", "pca", "range-rule")
 
 
@@ -158,7 +169,14 @@ def _run_command(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1; got {args.workers}")
     corpus = load_corpus(_nab_root(args.nab))
+    from h0.anomaly import _config
+
     options = {} if args.epochs is None else {"epochs": args.epochs}
+    options.update(_config.given(args))
+    try:
+        _config.DetectorConfig.from_flat(**options)
+    except _config.ConfigError as error:
+        raise UsageError(f"{_config.flag(error.field)}: {error}") from None
     scorer = _run.make_scorer(
         args.detector, initial_state=args.initial_state, seed=args.seed, **options
     )
