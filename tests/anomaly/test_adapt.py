@@ -162,3 +162,33 @@ def test_one_program_equals_per_series():
         alone = scorer(values, end)
         for variant in ("dense", "nab"):
             np.testing.assert_allclose(one[variant], alone[variant], rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["nab", "run", "--adapt-every", "-3"],
+            "--adapt-every: adapt_every must be a non-negative",
+        ),
+        (["bench", "--adapt-history", "1"], "--adapt-history: adapt_history must be at least 2"),
+        (["nab", "run", "--adapt-every", "5", "--adapt-history", "20"], "--adapt-history: "),
+    ],
+)
+def test_nab_run_and_bench_check_the_adaptation_flags(argv, message, tmp_path, capsys):
+    from h0._cli import main
+
+    assert (
+        main(
+            [
+                *argv,
+                "--out",
+                str(tmp_path / "out"),
+                "--nab" if argv[0] == "nab" else "--root",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

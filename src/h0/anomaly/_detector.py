@@ -577,7 +577,10 @@ class GRUAutoencoderDetector(BaseEstimator):
         return [self._scores(v, i, mesh) for i, v in enumerate(values)]
 
     def stream(self, *, series: int = 0) -> DetectorStream:
-        """A stream that scores the points after training series ``series`` one at a time."""
+        """A stream that scores the points after training series ``series`` one at a time.
+
+        The stream scores with the fitted network: it does not adapt (``adapt_every``).
+        """
         self._check_fitted()
         if not 0 <= series < self.n_series_:
             raise ValueError(
@@ -761,6 +764,10 @@ class DetectorStream:
 
     It keeps the last ``window - 1`` points and the alarm state between calls. Each window is
     encoded from the strategy's initial state, as in training (the model is windowed).
+
+    The stream does not adapt (``adapt_every``): it scores with the fitted network and
+    calibration, so with adaptation on it equals the batch methods of the same detector with
+    ``adapt_every=0``.
 
     Attributes:
         is_anomaly: Whether the last point is flagged (``predict``'s label).

@@ -134,20 +134,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--limit", type=int, default=None, help="only the first N (chosen) series (default: all)"
     )
     from h0.anomaly import _config
+    from h0.evaluate._bench import ADAPTATION
 
-    _config.add_arguments(run, only=_ADAPTATION)
+    _config.add_arguments(run, only=ADAPTATION)
     run.set_defaults(func=_run_command)
     return nab
 
 
-#: The detector settings ``h0 nab run`` offers: online adaptation (``h0.anomaly._adapt``).
-_ADAPTATION = (
-    "adapt_every",
-    "adapt_history",
-    "adapt_steps",
-    "adapt_learning_rate",
-    "adapt_calibration",
-)
 _DETECTORS = ("h0-gru", "h0-untrained", "zscore", "random", "iforest", "pca", "range-rule")
 
 
@@ -168,15 +161,11 @@ def _run_command(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1; got {args.workers}")
-    corpus = load_corpus(_nab_root(args.nab))
-    from h0.anomaly import _config
+    from h0.evaluate._bench import _h0_options
 
     options = {} if args.epochs is None else {"epochs": args.epochs}
-    options.update(_config.given(args))
-    try:
-        _config.DetectorConfig.from_flat(**options)
-    except _config.ConfigError as error:
-        raise UsageError(f"{_config.flag(error.field)}: {error}") from None
+    options.update(_h0_options(args))  # checked before the corpus is read
+    corpus = load_corpus(_nab_root(args.nab))
     scorer = _run.make_scorer(
         args.detector, initial_state=args.initial_state, seed=args.seed, **options
     )
