@@ -52,6 +52,18 @@ def test_off_is_todays_score_bit_for_bit(fitted):
     assert not np.allclose(with_adapt.score(rest), plain)  # and it does change the continuation
 
 
+def test_no_steps_and_no_calibration_is_off_and_calibration_only_keeps_the_network(fitted):
+    det, x = fitted
+    rest = x[200:]
+    idle = adapting(det, adapt_steps=0)  # blocks, but nothing adapts
+    np.testing.assert_allclose(idle.score(rest), det.score(rest), rtol=1e-6, atol=1e-9)
+    cal_only = adapting(det, adapt_steps=0, adapt_calibration=True)
+    scores, _, log = _adapt.score_adaptively(cal_only, rest[:, None], 0)
+    assert {(a.steps, a.windows) for a in log} == {(0, 0)}
+    assert not np.allclose(scores, det.score(rest))
+    np.testing.assert_allclose(scores[:25], det.score(rest)[:25], rtol=1e-6, atol=1e-9)
+
+
 @pytest.mark.parametrize("calibration", [False, True])
 def test_scores_are_causal(fitted, calibration):
     det = adapting(fitted[0], adapt_calibration=calibration)
@@ -119,7 +131,7 @@ def test_predict_alarms_follow_the_adapted_score_and_the_stream_does_not_adapt(f
     ("settings", "field", "message"),
     [
         ({"adapt_every": -1}, "adapt_every", "adapt_every must be a non-negative integer"),
-        ({"adapt_steps": 0}, "adapt_steps", "adapt_steps must be a positive integer"),
+        ({"adapt_steps": -1}, "adapt_steps", "adapt_steps must be a non-negative integer"),
         ({"adapt_history": 1}, "adapt_history", "adapt_history must be at least 2"),
         (
             {"adapt_every": 10, "adapt_history": 32},

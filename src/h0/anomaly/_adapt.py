@@ -126,30 +126,32 @@ def score_adaptively(
         if block:
             end = n0 + start
             first = max(0, end - history)
-            pool = _windows(z[first:end], window)
-            batch = min(tr.batch_size, pool.shape[0])
-            rng = np.random.default_rng([tr.seed, series, block])
-            need = steps * batch
-            order = np.concatenate(
-                [rng.permutation(pool.shape[0]) for _ in range(-(-need // pool.shape[0]))]
-            )[:need].reshape(steps, batch)
-            if opt_state is None:
-                opt_state = optimizer(lr).init(params)
-            keys = jax.random.split(
-                jax.random.fold_in(jax.random.fold_in(base_key, series), block), steps
-            )
-            params, opt_state, losses = run(
-                params,
-                opt_state,
-                pool[order],
-                np.full((steps, batch), series, np.int32),
-                keys,
-            )
-            if not np.isfinite(np.asarray(losses)).all():
-                raise ValueError(
-                    f"adaptation diverged before point {start} of the continuation: the loss is "
-                    f"not finite; lower adapt_learning_rate (now {lr:g})."
+            batch = 0
+            if steps:
+                pool = _windows(z[first:end], window)
+                batch = min(tr.batch_size, pool.shape[0])
+                rng = np.random.default_rng([tr.seed, series, block])
+                need = steps * batch
+                order = np.concatenate(
+                    [rng.permutation(pool.shape[0]) for _ in range(-(-need // pool.shape[0]))]
+                )[:need].reshape(steps, batch)
+                if opt_state is None:
+                    opt_state = optimizer(lr).init(params)
+                keys = jax.random.split(
+                    jax.random.fold_in(jax.random.fold_in(base_key, series), block), steps
                 )
+                params, opt_state, losses = run(
+                    params,
+                    opt_state,
+                    pool[order],
+                    np.full((steps, batch), series, np.int32),
+                    keys,
+                )
+                if not np.isfinite(np.asarray(losses)).all():
+                    raise ValueError(
+                        f"adaptation diverged before point {start} of the continuation: the loss is "
+                        f"not finite; lower adapt_learning_rate (now {lr:g})."
+                    )
             log.append(Adaptation(block, first, end, steps, steps * batch))
             if tr.adapt_calibration:
                 rows = np.concatenate(seen)[-history:]

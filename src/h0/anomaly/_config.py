@@ -224,8 +224,9 @@ class TrainingConfig(_Group):
     )
     adapt_steps: int = setting(
         10,
-        "adaptation: Adam steps of batch_size windows per adaptation (the budget)",
-        check=int_at_least(1),
+        "adaptation: Adam steps of batch_size windows per adaptation (the budget); 0 with "
+        "--adapt-calibration: refit the calibration only",
+        check=int_at_least(0),
     )
     adapt_learning_rate: float | None = setting(
         None,
