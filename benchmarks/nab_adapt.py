@@ -37,6 +37,13 @@ VARIANTS: dict[str, dict] = {
     "every250-s30-cal": {"adapt_every": 250, "adapt_steps": 30, "adapt_calibration": True},
     "every250-cal": {"adapt_every": 250, "adapt_calibration": True},
     "cal-only-every100": {"adapt_every": 100, "adapt_steps": 0, "adapt_calibration": True},
+    "cal-only-every250": {"adapt_every": 250, "adapt_steps": 0, "adapt_calibration": True},
+    "every250-cal-lr3e-4": {
+        "adapt_every": 250,
+        "adapt_calibration": True,
+        "adapt_learning_rate": 3e-4,
+    },
+    "every250-h2000-cal": {"adapt_every": 250, "adapt_history": 2000, "adapt_calibration": True},
     "every250-lr3e-4": {"adapt_every": 250, "adapt_learning_rate": 3e-4},
     "every250-h2000-lr3e-4": {
         "adapt_every": 250,
