@@ -80,13 +80,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/nab_adapt.json"))
     args = parser.parse_args()
     corpus = load_corpus(args.nab)
-    rows = json.loads(args.out.read_text())["rows"] if args.out.exists() else []
+    payload = json.loads(args.out.read_text()) if args.out.exists() else {}
+    rows = payload.get("rows", [])
     for name in args.variants:
         for seed in args.seeds:
             row = score_variant(corpus, name, seed)
             rows = [r for r in rows if (r["variant"], r["seed"]) != (name, seed)] + [row]
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
+            args.out.write_text(json.dumps({**payload, "rows": rows}, indent=1) + "\n")
             print(
                 f"{name:20s} seed {seed}  dev {row['dev']:6.2f}  test {row['test']:6.2f}  "
                 f"all {row['all']:6.2f}  VUS-PR {row['vus_pr']:.3f}  ({row['wall_s']:.0f} s)",
