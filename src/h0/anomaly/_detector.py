@@ -492,6 +492,9 @@ class GRUAutoencoderDetector(BaseEstimator):
 
         The score is in decades of rarity against the training part's errors: 3 means an error
         this large happened once in a thousand training points.
+        With ``adapt_every > 0`` the network keeps training while ``X`` is scored, block by
+        block, on points before each block (``h0.anomaly._adapt``); each call starts from the
+        fitted network.
 
         Args:
             X: The points after the training series ``series`` (``[T]`` or ``[T, C]``).
