@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import numpy as np
@@ -134,6 +134,13 @@ def optional_finite(name: str, value: Any) -> str | None:
     return None
 
 
+def optional_positive(name: str, value: Any) -> str | None:
+    """A check: ``None`` or a finite number ``> 0``."""
+    if value is not None and (not _finite(value) or value <= 0):
+        return f"{name} must be a finite positive number (or None); got {value!r}."
+    return None
+
+
 def boolean(name: str, value: Any) -> str | None:
     """A check: ``True`` or ``False``."""
     if not isinstance(value, bool | np.bool_):
@@ -204,6 +211,39 @@ class TrainingConfig(_Group):
         check=interval(0, 1),
     )
     seed: int = setting(0, "seeds initialisation, shuffling and noise", check=int_at_least(0))
+    adapt_every: int = setting(
+        0,
+        "online adaptation: while scoring a continuation, every N points train on the recent "
+        "points first (0: off; stream() does not adapt)",
+        check=int_at_least(0),
+    )
+    adapt_history: int = setting(
+        750,
+        "adaptation: train on the windows of this many latest points, all before the block scored",
+        check=int_at_least(2),
+    )
+    adapt_steps: int = setting(
+        10,
+        "adaptation: Adam steps of batch_size windows per adaptation (the budget); 0 with "
+        "--adapt-calibration: refit the calibration only",
+        check=int_at_least(0),
+    )
+    adapt_learning_rate: float | None = setting(
+        None,
+        "adaptation: Adam's learning rate; none: --learning-rate",
+        check=optional_positive,
+    )
+    adapt_calibration: bool = setting(
+        False,
+        "adaptation: also refit the score's calibration on the errors of the latest "
+        "adapt_history points, as they were scored",
+        check=boolean,
+    )
+
+    @property
+    def adapts(self) -> bool:
+        """Whether scoring a continuation adapts the network (``adapt_every > 0``)."""
+        return self.adapt_every > 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -327,6 +367,13 @@ class DetectorConfig:
                 "error_span",
                 f"error_span={span} exceeds the reconstructed points per window ({reconstructed}).",
             )
+        history, window = self.training.adapt_history, self.model.window
+        if self.training.adapts and history <= window:
+            raise ConfigError(
+                "adapt_history",
+                f"adapt_history={history} must exceed window={window}: adaptation trains on the "
+                "windows of the latest adapt_history points.",
+            )
 
     @classmethod
     def from_flat(cls, **settings: Any) -> DetectorConfig:
@@ -381,12 +428,16 @@ def _number(kind: type) -> Callable[[str], Any]:
 
 
 def add_arguments(
-    parser: argparse.ArgumentParser, *, overrides: dict[str, str] | None = None
+    parser: argparse.ArgumentParser,
+    *,
+    overrides: dict[str, str] | None = None,
+    only: Collection[str] | None = None,
 ) -> None:
     """Add one option per setting (in argument groups by concern), generated from the metadata.
 
     Every option defaults to ``None`` ("not given"); :func:`given` collects the ones set.
-    ``overrides`` replaces the help text of some settings (e.g. where a mode changes a default).
+    ``overrides`` replaces the help text of some settings (e.g. where a mode changes a default);
+    ``only`` limits the options to these settings (``h0 nab run`` offers the adaptation ones).
     """
     titles = {
         "model": "model",
@@ -394,10 +445,12 @@ def add_arguments(
         "scoring": "scoring",
         "alarms": "alarms (predict labels and alarm events)",
     }
-    groups = {g: parser.add_argument_group(t) for g, t in titles.items()}
+    groups: dict[str, Any] = {}
     for group, name, default, meta in iter_settings():
-        if not meta.cli:
+        if not meta.cli or (only is not None and name not in only):
             continue
+        if group not in groups:
+            groups[group] = parser.add_argument_group(titles[group])
         text = (overrides or {}).get(name, meta.help)
         target = groups[group]
         if isinstance(default, bool):

@@ -32,6 +32,7 @@ from sklearn.base import BaseEstimator
 
 from h0 import _parallel as hp
 from h0.anomaly import _config
+from h0.anomaly._adapt import score_adaptively
 from h0.anomaly._alarms import AlarmRule, decide
 from h0.anomaly._config import DetectorConfig
 from h0.anomaly._io import as_values
@@ -413,13 +414,18 @@ class GRUAutoencoderDetector(BaseEstimator):
             raise RuntimeError("This detector is not fitted yet: call fit(X) first.")
 
     def _features(
-        self, windows: np.ndarray, series: int | np.ndarray, mesh: Mesh | None = None
+        self,
+        windows: np.ndarray,
+        series: int | np.ndarray,
+        mesh: Mesh | None = None,
+        *,
+        params: Any = None,
     ) -> np.ndarray:
         """Error features ``[n, 2C]`` (newest-point error, window RMS) in fixed-size jitted batches.
 
         ``series`` is one training-series index for all windows, or one per window. With a mesh
         (``mesh`` or the one the detector was fitted on) each batch of windows is split over its
-        devices and the parameters are replicated.
+        devices and the parameters are replicated. ``params`` replaces ``params_`` (adaptation).
         """
         n = windows.shape[0]
         mesh = self.mesh_ if mesh is None else mesh
@@ -429,7 +435,8 @@ class GRUAutoencoderDetector(BaseEstimator):
         # Calls have a few fixed shapes (powers of two up to score_batch), so few compilations.
         size = min(self.config.scoring.score_batch, 1 << max(n - 1, 0).bit_length())
         size = -(-size // devices) * devices
-        params = self.params_ if mesh is None else hp.replicate(self.params_, mesh)
+        params = self.params_ if params is None else params
+        params = params if mesh is None else hp.replicate(params, mesh)
         dims = 2 * self.n_features_
         out = np.empty((n, dims), np.float64)  # filled chunk by chunk: no copies of all windows
         for start in range(0, n, size):
@@ -473,10 +480,17 @@ class GRUAutoencoderDetector(BaseEstimator):
         joined = np.concatenate([self._tails[series], self._standardize(values, series)])
         return windows_of(joined, self.config.model.window)
 
-    def _scores(self, values: np.ndarray, series: int) -> tuple[np.ndarray, np.ndarray]:
+    def _scores(
+        self, values: np.ndarray, series: int, mesh: Mesh | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and channel scores of the continuation ``values`` (adapting if configured)."""
         if values.shape[0] == 0:
             return np.zeros((0,)), np.zeros((0, self.n_features_))
-        features = self._select(self._features(self._continuation(values, series), series))
+        if self.config.training.adapts:
+            return score_adaptively(self, values, series, mesh)[:2]
+        # Each series' windows are views of its points; the network reads them chunk by chunk,
+        # so a fleet never holds a copy of all its windows (window x the data).
+        features = self._select(self._features(self._continuation(values, series), series, mesh))
         return self._score_features(self.calibrations_[series], features, values)
 
     def score(self, X: Any, *, series: int = 0) -> np.ndarray:
@@ -484,6 +498,9 @@ class GRUAutoencoderDetector(BaseEstimator):
 
         The score is in decades of rarity against the training part's errors: 3 means an error
         this large happened once in a thousand training points.
+        With ``adapt_every > 0`` the network keeps training while ``X`` is scored, block by
+        block, on points before each block (``h0.anomaly._adapt``); each call starts from the
+        fitted network.
 
         Args:
             X: The points after the training series ``series`` (``[T]`` or ``[T, C]``).
@@ -566,19 +583,13 @@ class GRUAutoencoderDetector(BaseEstimator):
                     f"{self.n_features_}."
                 )
             values.append(v)
-        out = []
-        for i, v in enumerate(values):
-            if not v.shape[0]:
-                out.append((np.zeros((0,)), np.zeros((0, self.n_features_))))
-                continue
-            # Each series' windows are views of its points; the network reads them chunk by
-            # chunk, so a fleet never holds a copy of all its windows (window x the data).
-            features = self._select(self._features(self._continuation(v, i), i, mesh))
-            out.append(self._score_features(self.calibrations_[i], features, v))
-        return out
+        return [self._scores(v, i, mesh) for i, v in enumerate(values)]
 
     def stream(self, *, series: int = 0) -> DetectorStream:
-        """A stream that scores the points after training series ``series`` one at a time."""
+        """A stream that scores the points after training series ``series`` one at a time.
+
+        The stream scores with the fitted network: it does not adapt (``adapt_every``).
+        """
         self._check_fitted()
         if not 0 <= series < self.n_series_:
             raise ValueError(
@@ -773,6 +784,10 @@ class DetectorStream:
 
     It keeps the last ``window - 1`` points and the alarm state between calls. Each window is
     encoded from the strategy's initial state, as in training (the model is windowed).
+
+    The stream does not adapt (``adapt_every``): it scores with the fitted network and
+    calibration, so with adaptation on it equals the batch methods of the same detector with
+    ``adapt_every=0``.
 
     Attributes:
         is_anomaly: Whether the last point is flagged (``predict``'s label).

@@ -24,7 +24,7 @@ error. A :class:`Calibration` fitted on the errors of the training part turns th
 Nothing trails or adapts: the score of a point depends on its window and the calibration only,
 so it is comparable across time (a long anomalous segment does not become the new normal),
 causal, and the same in batch and in a stream. Every quantile of the scores is a usable
-threshold.
+threshold. (Online adaptation, off by default, is the detector's: ``h0.anomaly._adapt``.)
 """
 
 from __future__ import annotations

@@ -408,6 +408,7 @@ class BenchConfig:
     gap: int = 20
     max_buffer: int = 20
     nab_score: bool = True
+    h0_options: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [d for d in self.detectors if d not in DETECTORS]
@@ -504,7 +505,12 @@ def run_bench(
         for ds in loaded.values():
             for name in config.detectors:
                 det = make_detector(
-                    name, seed, epochs=epochs, quantile=config.quantile, gap=config.gap
+                    name,
+                    seed,
+                    epochs=epochs,
+                    quantile=config.quantile,
+                    gap=config.gap,
+                    h0_options=dict(config.h0_options),
                 )
                 row = evaluate(
                     ds, det, quantile=config.quantile, gap=config.gap, max_buffer=config.max_buffer
@@ -677,8 +683,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     bench.add_argument(
         "--gutentag-python", type=Path, default=None, help="prepare: a Python with GutenTAG"
     )
+    from h0.anomaly import _config
+
+    _config.add_arguments(bench, only=ADAPTATION)
     bench.set_defaults(func=_command)
     return bench
+
+
+#: The detector settings ``h0 bench`` and ``h0 nab run`` offer: online adaptation
+#: (``h0.anomaly._adapt``).
+ADAPTATION = (
+    "adapt_every",
+    "adapt_history",
+    "adapt_steps",
+    "adapt_learning_rate",
+    "adapt_calibration",
+)
+
+
+def _h0_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The adaptation settings given, validated (a bad one is a one-line usage error)."""
+    from h0.anomaly import _config
+
+    options = {k: v for k, v in _config.given(args).items() if k in ADAPTATION}
+    try:
+        _config.DetectorConfig.from_flat(**options)
+    except _config.ConfigError as error:
+        raise UsageError(f"{_config.flag(error.field)}: {error}") from None
+    return options
 
 
 def _command(args: argparse.Namespace) -> int:
@@ -705,6 +737,7 @@ def _command(args: argparse.Namespace) -> int:
         gap=args.gap,
         max_buffer=args.max_buffer,
         nab_score=not args.no_nab_score,
+        h0_options=tuple(sorted(_h0_options(args).items())),
     )
     from rich.console import Console
     from rich.progress import Progress

@@ -134,6 +134,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     run.add_argument(
         "--limit", type=int, default=None, help="only the first N (chosen) series (default: all)"
     )
+    from h0.anomaly import _config
+    from h0.evaluate._bench import ADAPTATION
+
+    _config.add_arguments(run, only=ADAPTATION)
     run.set_defaults(func=_run_command)
     return nab
 
@@ -158,8 +162,11 @@ def _run_command(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1; got {args.workers}")
-    corpus = load_corpus(_nab_root(args.nab))
+    from h0.evaluate._bench import _h0_options
+
     options = {} if args.epochs is None else {"epochs": args.epochs}
+    options.update(_h0_options(args))  # checked before the corpus is read
+    corpus = load_corpus(_nab_root(args.nab))
     scorer = _run.make_scorer(
         args.detector, initial_state=args.initial_state, seed=args.seed, **options
     )

@@ -71,7 +71,9 @@ class H0GRUScorer:
         """Every series at once: independent detectors trained as one vmapped program.
 
         Equals calling the scorer on each series (to float32 rounding); NAB's 58 series in one
-        process instead of a process pool.
+        process instead of a process pool. With online adaptation (``adapt_every`` in
+        ``options``) the training is still one program; each series' continuation then adapts
+        its own network, one series after another (``h0.anomaly._adapt``).
         """
         from h0.anomaly._detector import fit_independent
 
