@@ -24,6 +24,7 @@ from h0.anomaly._scoring import fit_calibration, score_features, split_features
 from h0.anomaly._train import forecast_loss, make_residual_fn, reconstruction_loss
 
 SMALL = dict(window=8, hidden=8, epochs=3, batch_size=16, seed=3)
+NO_HEAD = {**SMALL, "forecast_horizon": 0}
 
 
 def series(n=400, seed=0):
@@ -154,7 +155,7 @@ def test_stream_equals_batch_with_head(with_head):
 def test_off_is_the_two_feature_detector_bit_for_bit():
     """forecast_horizon=0: no head, two features, scored exactly as the plain calibration does."""
     x = series()
-    det = GRUAutoencoderDetector(**SMALL).fit(x[:300])
+    det = GRUAutoencoderDetector(**NO_HEAD).fit(x[:300])
     assert "forecast" not in det.params_ and det._train_features[0].shape[1] == 2
     # The old plumbing, written out: residuals -> [recent, whole] -> calibration -> score
     # (in the detector's padded power-of-two batches: XLA's results depend on the batch shape).
@@ -206,7 +207,7 @@ def test_save_load_round_trip_with_head(with_head, tmp_path):
 def test_format_2_models_load_without_a_head(tmp_path, monkeypatch):
     """A model saved before the head existed (format 2, no forecast settings) still loads."""
     x = series()
-    det = GRUAutoencoderDetector(**SMALL).fit(x[:300])
+    det = GRUAutoencoderDetector(**NO_HEAD).fit(x[:300])
     monkeypatch.setattr(detector_module, "_FORMAT", "h0-gru-autoencoder-detector/2")
     old_params = det.get_params
     new = ("forecast_horizon", "forecast_weight", "forecast_error")
@@ -223,7 +224,7 @@ def test_format_2_models_load_without_a_head(tmp_path, monkeypatch):
 
 
 def test_unknown_format_is_one_clear_message(tmp_path, monkeypatch):
-    det = GRUAutoencoderDetector(**SMALL).fit(series()[:300])
+    det = GRUAutoencoderDetector(**NO_HEAD).fit(series()[:300])
     monkeypatch.setattr(detector_module, "_FORMAT", "h0-gru-autoencoder-detector/99")
     path = det.save(tmp_path / "future")
     monkeypatch.undo()
