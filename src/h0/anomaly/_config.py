@@ -182,7 +182,7 @@ class ModelConfig(_Group):
         choices=STRATEGY_NAMES,
     )
     forecast_horizon: int = setting(
-        1,
+        0,
         "points a forecasting head predicts from the encoder's state after each step, trained "
         "with the reconstruction; 0: no head",
         check=int_at_least(0),
