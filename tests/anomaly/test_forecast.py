@@ -181,7 +181,6 @@ def test_off_is_the_two_feature_detector_bit_for_bit():
     np.testing.assert_array_equal(det.score(test), want)
 
 
-@pytest.mark.slow  # about 40 s on 2 busy cores: an ensemble program and two fits
 def test_fit_independent_equals_alone_with_head():
     xs = [series(200, 1), series(260, 2)]
     settings = {**SMALL, "forecast_horizon": 2, "forecast_weight": 0.5}
