@@ -59,12 +59,14 @@ class Adaptation:
 
 
 @functools.lru_cache(maxsize=32)
-def adapt_fn(model: EncDecAD, learning_rate: float) -> Callable[..., Any]:
+def adapt_fn(
+    model: EncDecAD, learning_rate: float, forecast_weight: float = 1.0
+) -> Callable[..., Any]:
     """``run(params, opt_state, windows [s, b, t, c], ids [s, b], keys [s]) -> (params, opt_state, losses [s])``.
 
     ``s`` steps of :func:`h0.anomaly._train.train_step` in one jitted ``lax.scan``.
     """
-    step = train_step(model, learning_rate)
+    step = train_step(model, learning_rate, None, forecast_weight)
 
     def run(params: PyTree, opt_state: PyTree, windows: Any, ids: Any, keys: Any):
         def body(carry, xs):
@@ -110,7 +112,7 @@ def score_adaptively(
     z = np.concatenate([det._standardize(train_values, series), det._standardize(values, series)])
     windows = det._continuation(values, series)  # row p: the window ending at point n0 + p
     model = det._model()
-    run = adapt_fn(model, lr)
+    run = adapt_fn(model, lr, float(tr.forecast_weight))
     params, opt_state = det.params_, None
     base_key = jax.random.fold_in(jax.random.key(tr.seed), _ADAPT_STREAM)
     calibration = det.calibrations_[series]

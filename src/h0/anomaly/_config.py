@@ -188,6 +188,12 @@ class ModelConfig(_Group):
         check=one_of(STRATEGY_NAMES, "a strategy name"),
         choices=STRATEGY_NAMES,
     )
+    forecast_horizon: int = setting(
+        1,
+        "points a forecasting head predicts from the encoder's state after each step, trained "
+        "with the reconstruction; 0: no head",
+        check=int_at_least(0),
+    )
 
     @property
     def burn_in(self) -> int:
@@ -211,6 +217,11 @@ class TrainingConfig(_Group):
         check=interval(0, 1),
     )
     seed: int = setting(0, "seeds initialisation, shuffling and noise", check=int_at_least(0))
+    forecast_weight: float = setting(
+        1.0,
+        "weight of the forecasting head's loss beside the reconstruction's",
+        check=positive_float,
+    )
     adapt_every: int = setting(
         0,
         "online adaptation: while scoring a continuation, every N points train on the recent "
@@ -257,6 +268,12 @@ class ScoringConfig(_Group):
     )
     window_error: bool = setting(
         True, "also use each window's RMS error (catches changes of shape)", check=boolean
+    )
+    forecast_error: bool = setting(
+        True,
+        "with a forecasting head, also score each point's one-step forecast error (made from "
+        "the points before it)",
+        check=boolean,
     )
     tail_quantile: float = setting(
         0.95,
@@ -373,6 +390,12 @@ class DetectorConfig:
                 "adapt_history",
                 f"adapt_history={history} must exceed window={window}: adaptation trains on the "
                 "windows of the latest adapt_history points.",
+            )
+        if self.model.forecast_horizon > reconstructed - 1:
+            raise ConfigError(
+                "forecast_horizon",
+                f"forecast_horizon={self.model.forecast_horizon} leaves no forecast inside a "
+                f"window of {reconstructed} encoded points; use at most {reconstructed - 1}.",
             )
 
     @classmethod

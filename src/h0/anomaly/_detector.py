@@ -42,7 +42,10 @@ from h0.anomaly._reportdata import Event
 from h0.anomaly._scoring import Calibration, fit_calibration, score_features, split_features
 from h0.anomaly._train import make_residual_fn, optimizer, train_step
 
-_FORMAT = "h0-gru-autoencoder-detector/2"
+_FORMAT = "h0-gru-autoencoder-detector/3"
+#: Older formats :meth:`GRUAutoencoderDetector.load` still reads, with the settings they predate
+#: (format 2 had no forecasting head).
+_LEGACY_FORMATS = {"h0-gru-autoencoder-detector/2": {"forecast_horizon": 0}}
 #: The kind of output directory :meth:`GRUAutoencoderDetector.save` writes (see ``h0._atomic``).
 DETECTOR_KIND = "detector"
 #: Standardised values are clipped to this magnitude before the network (float32 stays finite).
@@ -163,7 +166,12 @@ class GRUAutoencoderDetector(BaseEstimator):
         strategy = detector_strategy(
             cfg.initial_state, window=cfg.window, num_sequences=n_series or self.n_series_
         )
-        return EncDecAD(features=self.n_features_, hidden=cfg.hidden, strategy=strategy)
+        return EncDecAD(
+            features=self.n_features_,
+            hidden=cfg.hidden,
+            strategy=strategy,
+            forecast_horizon=cfg.forecast_horizon,
+        )
 
     def _standardize(self, values: np.ndarray, series: int) -> np.ndarray:
         z = (values - self.mean_[series]) / self.scale_[series]
@@ -240,7 +248,7 @@ class GRUAutoencoderDetector(BaseEstimator):
         )["params"]
         lr = float(cfg.training.learning_rate)
         opt_state = optimizer(lr).init(params)
-        step_fn = train_step(model, lr, mesh)
+        step_fn = train_step(model, lr, mesh, float(cfg.training.forecast_weight))
         if mesh is None:
             place = lambda b: jax.tree.map(jnp.asarray, b)
         else:
@@ -309,7 +317,7 @@ class GRUAutoencoderDetector(BaseEstimator):
         self._train_values = series
         self._train_features = []
         for i, s in enumerate(series):
-            features = np.full((s.shape[0], 2 * self.n_features_), np.nan)
+            features = np.full((s.shape[0], self._blocks() * self.n_features_), np.nan)
             features[window - 1 :] = self._features(windows_of(self._standardize(s, i), window), i)
             self._train_features.append(features)
         self._calibrate()
@@ -332,6 +340,7 @@ class GRUAutoencoderDetector(BaseEstimator):
                 split_features(calibration_rows, self.n_features_),
                 values,
                 tail_quantile=cfg.scoring.tail_quantile,
+                one_sided=self._one_sided(),
             )
             scores, channel_scores = self._score_features(cal, features, values)
             self._train_channel_scores.append(channel_scores)
@@ -364,9 +373,29 @@ class GRUAutoencoderDetector(BaseEstimator):
         self._check_fitted()
         return AlarmRule(float(self.threshold_), float(self.hysteresis), int(self.refractory))
 
+    def _blocks(self) -> int:
+        """Error features per channel the network gives: newest-point, window RMS, forecast."""
+        return 3 if self.config.model.forecast_horizon else 2
+
+    def _used_blocks(self) -> list[int]:
+        """Which of the :meth:`_blocks` the score uses (0 newest point, 1 window, 2 forecast)."""
+        used = [0, 1] if self.window_error else [0]
+        if self._blocks() == 3 and self.forecast_error:
+            used.append(2)
+        return used
+
+    def _one_sided(self) -> np.ndarray | None:
+        """The used features that count upwards only (the window RMS); None: the default rule."""
+        used = self._used_blocks()
+        return None if 2 not in used else np.array([b == 1 for b in used])
+
     def _select(self, features: np.ndarray) -> np.ndarray:
-        """The feature columns the configuration uses (newest-point error, window error)."""
-        return features if self.window_error else features[:, : self.n_features_]
+        """The feature columns the configuration uses (newest-point error, window error, forecast)."""
+        c = self.n_features_
+        used = self._used_blocks()
+        if used == list(range(features.shape[1] // c)):
+            return features
+        return np.concatenate([features[:, b * c : (b + 1) * c] for b in used], axis=1)
 
     def _score_features(
         self, cal: Calibration, features: np.ndarray, values: np.ndarray
@@ -423,7 +452,8 @@ class GRUAutoencoderDetector(BaseEstimator):
     ) -> np.ndarray:
         """Error features ``[n, 2C]`` (newest-point error, window RMS) in fixed-size jitted batches.
 
-        ``series`` is one training-series index for all windows, or one per window. With a mesh
+        With a forecasting head ``[n, 3C]``: then the one-step forecast error. ``series`` is one
+        training-series index for all windows, or one per window. With a mesh
         (``mesh`` or the one the detector was fitted on) each batch of windows is split over its
         devices and the parameters are replicated. ``params`` replaces ``params_`` (adaptation).
         """
@@ -437,7 +467,7 @@ class GRUAutoencoderDetector(BaseEstimator):
         size = -(-size // devices) * devices
         params = self.params_ if params is None else params
         params = params if mesh is None else hp.replicate(params, mesh)
-        dims = 2 * self.n_features_
+        dims, c = self._blocks() * self.n_features_, self.n_features_
         out = np.empty((n, dims), np.float64)  # filled chunk by chunk: no copies of all windows
         for start in range(0, n, size):
             chunk = np.asarray(windows[start : start + size], np.float32)
@@ -452,9 +482,8 @@ class GRUAutoencoderDetector(BaseEstimator):
                 batch = (jnp.asarray(chunk), jnp.asarray(ids))
             else:
                 batch = hp.shard_batch((chunk, ids), mesh)
-            recent, whole = residual_fn(params, *batch)
-            out[start : start + real, : self.n_features_] = np.asarray(recent)[:real]
-            out[start : start + real, self.n_features_ :] = np.asarray(whole)[:real]
+            for b, block in enumerate(residual_fn(params, *batch)):
+                out[start : start + real, b * c : (b + 1) * c] = np.asarray(block)[:real]
         return out
 
     # ----------------------------------------------------------------------------- scoring
@@ -633,9 +662,10 @@ class GRUAutoencoderDetector(BaseEstimator):
         path = Path(path).absolute()
         tree, meta = restore(path, with_metadata=True, kind=DETECTOR_KIND)
         try:
-            if meta.get("format") != _FORMAT:
-                raise ValueError(f"unknown format {meta.get('format')!r}; expected {_FORMAT!r}")
-            det = cls(**meta["settings"])
+            version = meta.get("format")
+            if version != _FORMAT and version not in _LEGACY_FORMATS:
+                raise ValueError(f"unknown format {version!r}; expected {_FORMAT!r}")
+            det = cls(**{**_LEGACY_FORMATS.get(version, {}), **meta["settings"]})
             det.n_features_ = det.n_features_in_ = int(meta["n_features"])
             det.n_series_ = int(meta["n_series"])
             det._held_out = [int(h) for h in meta["held_out"]]
@@ -718,7 +748,7 @@ def fit_independent(
     n = len(together)
     stacked = jax.tree.map(lambda a: jnp.stack([a] * n), params)
     opt_state = jax.vmap(optimizer(lr).init)(stacked)
-    step_fn = masked_ensemble_step(model, lr)
+    step_fn = masked_ensemble_step(model, lr, float(cfg.training.forecast_weight))
     schedules = [_epochs(cfg, prepared[i][1].shape[0], common, train_key) for i in together]
     for d in (dets[i] for i in together):
         d.loss_history_ = []
@@ -815,8 +845,8 @@ class DetectorStream:
             )
         window = np.concatenate([self._buffer, det._standardize(v[None], self._series)])
         self._buffer = window[1:]
-        recent, whole = self._residual_fn(det.params_, window[None], self._ids)
-        features = det._select(np.concatenate([np.asarray(recent), np.asarray(whole)], 1))
+        blocks = self._residual_fn(det.params_, window[None], self._ids)
+        features = det._select(np.concatenate([np.asarray(b) for b in blocks], 1))
         scores, channels = det._score_features(
             det.calibrations_[self._series], features.astype(np.float64), v[None]
         )

@@ -4,6 +4,11 @@ Malhotra et al. (2016) reconstruct a window in reverse order: the decoder's firs
 the window's newest point, its last step the oldest. Here the decoder is unconditioned (its inputs
 are zeros), so training and inference run the same computation and the encoder's final carry must
 hold the whole window. The encoder's initial carry comes from an h0 strategy object.
+
+With ``forecast_horizon > 0`` a forecasting head (one dense layer) reads the encoder's state after
+each step and predicts the next ``forecast_horizon`` points. The encoder runs forward in time, so
+the forecast of a window's newest point uses the window's earlier points only: the causal
+one-step forecast error that the detector scores beside the reconstruction error.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ class EncDecAD(nn.Module):
         hidden: GRU hidden units of the encoder and the decoder.
         strategy: The encoder's initial-state strategy (any :class:`h0.InitialState`). Its
             burn-in steps (:class:`h0.WarmUp`) are read but not reconstructed.
+        forecast_horizon: Points ``k`` the forecasting head predicts from the encoder's state
+            after each step (0: no head, and the call returns the reconstruction alone).
 
     The decoder starts from the encoder's final carry (so no strategy applies to it) and reads
     zeros; a dense layer maps its outputs to the ``C`` channels. A noisy strategy draws from the
@@ -37,11 +44,16 @@ class EncDecAD(nn.Module):
         >>> x = jnp.ones((3, 16, 2))
         >>> model.apply(model.init(jax.random.key(0), x), x).shape
         (3, 16, 2)
+        >>> model = EncDecAD(features=2, hidden=8, strategy=h0.Learned(), forecast_horizon=3)
+        >>> reconstruction, forecast = model.apply(model.init(jax.random.key(0), x), x)
+        >>> reconstruction.shape, forecast.shape  # forecast[:, s, j]: point s + j + 1
+        ((3, 16, 2), (3, 16, 3, 2))
     """
 
     features: int
     hidden: int
     strategy: InitialState | None = None
+    forecast_horizon: int = 0
 
     @nn.compact
     def __call__(
@@ -50,8 +62,14 @@ class EncDecAD(nn.Module):
         ids: Int[Array, " b"] | None = None,
         *,
         deterministic: bool = True,
-    ) -> Float[Array, "b t f"]:
-        """Reconstruct ``windows``; returns ``[b, t - burn_in, f]`` in input order."""
+    ) -> Float[Array, "b t f"] | tuple[Float[Array, "b t f"], Float[Array, "b t k f"]]:
+        """Reconstruct ``windows``: ``[b, t - burn_in, f]`` in input order.
+
+        With a forecasting head, ``(reconstruction, forecast)``: ``forecast[:, s, j]`` (shape
+        ``[b, t - burn_in, k, f]``) is the prediction of input point ``burn_in + s + j + 1`` from
+        the encoder's state after point ``burn_in + s`` (predictions past the window's end are
+        returned too; the loss and the score ignore them).
+        """
         strategy = self.strategy if self.strategy is not None else Zeros()
         if deterministic:
             strategy = (
@@ -69,11 +87,18 @@ class EncDecAD(nn.Module):
             return_carry=True,
             name="encoder",
         )
-        carry, _ = encoder(windows, ids=ids, deterministic=deterministic)
+        carry, states = encoder(windows, ids=ids, deterministic=deterministic)
         steps = windows.shape[1] - strategy.burn_in
         decoder = RNN(nn.GRUCell(self.hidden, parent=None), Zeros(parent=None), name="decoder")
         hidden = decoder(
             jnp.zeros((windows.shape[0], steps, 1), windows.dtype), initial_carry=carry
         )
         reversed_reconstruction = nn.Dense(self.features, name="readout")(hidden)
-        return reversed_reconstruction[:, ::-1]
+        reconstruction = reversed_reconstruction[:, ::-1]
+        if not self.forecast_horizon:
+            return reconstruction
+        # A GRU's output is its state: states[:, s] has read the points up to burn_in + s.
+        forecast = nn.Dense(self.forecast_horizon * self.features, name="forecast")(states)
+        return reconstruction, forecast.reshape(
+            (*states.shape[:2], self.forecast_horizon, self.features)
+        )

@@ -2,10 +2,10 @@
 
 The network gives each window two error features per channel (``h0.anomaly._train``): the mean
 signed error of its newest ``error_span`` points and, with ``window_error``, its root-mean-square
-error. A :class:`Calibration` fitted on the errors of the training part turns them into a score:
+error; with a forecasting head, a third: the newest point's signed one-step forecast error. A :class:`Calibration` fitted on the errors of the training part turns them into a score:
 
 1. **Robust standardisation per feature and channel**: ``z = |e - median| / scale`` for the signed
-   error and ``max(0, (r - median) / scale)`` for the RMS error (larger only), with ``scale`` =
+   errors and ``max(0, (r - median) / scale)`` for the RMS error (larger only), with ``scale`` =
    1.4826 MAD (floored, so a near-perfect fit cannot divide by zero).
 2. **An empirical error model with an exponential tail**, per feature and channel: the
    magnitude's survival function is the calibration errors' own (interpolated in log space, so
@@ -57,6 +57,8 @@ class Calibration:
         modelled: Which channels are scored ``[C]`` (not constant in training).
         low: Training minimum per channel ``[C]`` (the range rule's).
         high: Training maximum per channel ``[C]``.
+        one_sided: Which features count upwards only ``[F]`` (None: all but the first, the
+            newest-point error then the window RMS).
     """
 
     center: np.ndarray
@@ -69,15 +71,27 @@ class Calibration:
     modelled: np.ndarray
     low: np.ndarray
     high: np.ndarray
+    one_sided: np.ndarray | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The fields as a dict of arrays (for saving)."""
-        return {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        fields = dataclasses.fields(self)
+        return {
+            f.name: np.asarray(getattr(self, f.name))
+            for f in fields
+            if getattr(self, f.name) is not None
+        }
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Calibration:
         """Inverse of :meth:`arrays`."""
-        return cls(**{f.name: np.asarray(arrays[f.name]) for f in dataclasses.fields(cls)})
+        return cls(
+            **{
+                f.name: np.asarray(arrays[f.name])
+                for f in dataclasses.fields(cls)
+                if f.name in arrays
+            }
+        )
 
 
 def split_features(features: np.ndarray, channels: int) -> np.ndarray:
@@ -85,15 +99,25 @@ def split_features(features: np.ndarray, channels: int) -> np.ndarray:
     return features.reshape(features.shape[0], -1, channels)
 
 
-def magnitudes(features: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
+def magnitudes(
+    features: np.ndarray,
+    center: np.ndarray,
+    scale: np.ndarray,
+    one_sided: np.ndarray | None = None,
+) -> np.ndarray:
     """Robust standardised error magnitudes ``[N, F, C]`` of features ``[N, F, C]``.
 
-    The signed error (feature 0) counts both ways; the RMS error (feature 1) only upwards.
+    Signed errors count both ways, RMS errors (``one_sided [F]``) only upwards; by default the
+    first feature is signed and the others one-sided (newest-point error, window RMS).
     """
     z = (features - center) / scale
     out = np.abs(z)
-    if z.shape[1] > 1:
-        out[:, 1:] = np.maximum(z[:, 1:], 0.0)
+    if one_sided is None:
+        if z.shape[1] > 1:
+            out[:, 1:] = np.maximum(z[:, 1:], 0.0)
+        return out
+    upward = np.asarray(one_sided, bool)
+    out[:, upward] = np.maximum(z[:, upward], 0.0)
     return out
 
 
@@ -102,8 +126,11 @@ def fit_calibration(
     values: np.ndarray,
     *,
     tail_quantile: float,
+    one_sided: np.ndarray | None = None,
 ) -> Calibration:
     """Fit the calibration on training errors ``[N, F, C]`` and training values ``[T, C]``.
+
+    ``one_sided [F]`` says which features count upwards only (see :func:`magnitudes`).
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -117,7 +144,9 @@ def fit_calibration(
     center = np.median(features, axis=0)
     mad = np.median(np.abs(features - center), axis=0)
     scale = np.maximum(1.4826 * mad, SCALE_FLOOR)
-    a = np.sort(magnitudes(features, center, scale), axis=0)
+    if one_sided is not None:
+        one_sided = np.asarray(one_sided, bool)
+    a = np.sort(magnitudes(features, center, scale, one_sided), axis=0)
     n = a.shape[0]
     # Empirical survival at the sorted points, (n - i) / (n + 1) with i the first index of a tie.
     first = np.zeros(a.shape, np.int64)
@@ -148,6 +177,7 @@ def fit_calibration(
         modelled=modelled,
         low=low,
         high=high,
+        one_sided=one_sided,
     )
 
 
@@ -157,7 +187,7 @@ def feature_decades(cal: Calibration, features: np.ndarray) -> np.ndarray:
     The body is the calibration's empirical survival ``(n - i) / (n + 1)`` at its sorted points,
     interpolated in log space; beyond ``tail_start`` the exponential tail.
     """
-    a = magnitudes(np.asarray(features, np.float64), cal.center, cal.scale)
+    a = magnitudes(np.asarray(features, np.float64), cal.center, cal.scale, cal.one_sided)
     out = np.zeros(a.shape, np.float64)
     for f in range(a.shape[1]):
         for c in range(a.shape[2]):

@@ -23,15 +23,45 @@ Batch = tuple[Array, Array]  # windows [b, t, c], ids [b]
 
 
 def reconstruction_loss(
-    model: EncDecAD, params: PyTree, batch: Batch, key: Array, *, deterministic: bool
+    model: EncDecAD,
+    params: PyTree,
+    batch: Batch,
+    key: Array,
+    *,
+    deterministic: bool,
+    forecast_weight: float = 1.0,
 ) -> Array:
-    """Mean squared reconstruction error of a batch of windows."""
+    """Mean squared reconstruction error of a batch of windows.
+
+    With a forecasting head (``model.forecast_horizon > 0``), plus ``forecast_weight`` times
+    :func:`forecast_loss`: the two are trained jointly.
+    """
     windows, ids = batch
-    reconstruction = model.apply(
+    output = model.apply(
         {"params": params}, windows, ids, deterministic=deterministic, rngs={"carry": key}
     )
+    reconstruction, forecast = output if model.forecast_horizon else (output, None)
     target = windows[:, windows.shape[1] - reconstruction.shape[1] :]
-    return jnp.mean((reconstruction - target) ** 2)
+    loss = jnp.mean((reconstruction - target) ** 2)
+    if forecast is not None:
+        loss = loss + forecast_weight * forecast_loss(windows, forecast)
+    return loss
+
+
+def forecast_loss(windows: Array, forecast: Array) -> Array:
+    """Mean squared error of the head's forecasts ``[b, s, k, c]`` whose targets lie in the window.
+
+    ``forecast[:, s, j]`` predicts point ``burn_in + s + j + 1`` of ``windows [b, t, c]`` (with
+    ``burn_in = t - s``); forecasts past the window's end have no target and are left out.
+    """
+    steps, horizon = forecast.shape[1], forecast.shape[2]
+    burn_in = windows.shape[1] - steps
+    total, count = 0.0, 0
+    for j in range(horizon):
+        predicted = forecast[:, : steps - j - 1, j]
+        total = total + jnp.sum((predicted - windows[:, burn_in + j + 1 :]) ** 2)
+        count += predicted.size
+    return total / max(count, 1)
 
 
 def optimizer(learning_rate: float) -> optax.GradientTransformation:
@@ -41,16 +71,19 @@ def optimizer(learning_rate: float) -> optax.GradientTransformation:
 
 @functools.lru_cache(maxsize=32)
 def train_step(
-    model: EncDecAD, learning_rate: float, mesh: Mesh | None = None
+    model: EncDecAD, learning_rate: float, mesh: Mesh | None = None, forecast_weight: float = 1.0
 ) -> Callable[..., Any]:
     """``step(params, opt_state, batch, key) -> (params, opt_state, loss)``, compiled once per model.
 
     With a mesh the batch is split over its ``'data'`` axis and the parameters are replicated
     (XLA inserts the gradient all-reduce); without, it runs on the default device.
+    ``forecast_weight`` weighs the forecasting head's loss (see :func:`reconstruction_loss`).
     """
 
     def loss_fn(params: PyTree, batch: Batch, key: Array) -> Array:
-        return reconstruction_loss(model, params, batch, key, deterministic=False)
+        return reconstruction_loss(
+            model, params, batch, key, deterministic=False, forecast_weight=forecast_weight
+        )
 
     return hp.make_train_step(loss_fn, optimizer(learning_rate), mesh)
 
@@ -61,17 +94,22 @@ def make_residual_fn(model: EncDecAD, span: int) -> Callable[..., Any]:
 
     ``recent`` is the mean signed error (data minus reconstruction) over the ``span`` newest points
     of each window; ``whole`` the root-mean-square error over the reconstructed window, per channel
-    (computed as ``max|e| * rms(e / max|e|)``, so huge errors do not overflow float32).
+    (computed as ``max|e| * rms(e / max|e|)``, so huge errors do not overflow float32). With a
+    forecasting head a third array, ``ahead[b, c]``: the newest point minus its one-step forecast
+    from the encoder's state after the point before it (which has not read the newest point).
     """
 
-    def residuals(params: PyTree, windows: Array, ids: Array) -> tuple[Array, Array]:
-        reconstruction = model.apply({"params": params}, windows, ids, deterministic=True)
+    def residuals(params: PyTree, windows: Array, ids: Array) -> tuple[Array, ...]:
+        output = model.apply({"params": params}, windows, ids, deterministic=True)
+        reconstruction, forecast = output if model.forecast_horizon else (output, None)
         error = windows[:, windows.shape[1] - reconstruction.shape[1] :] - reconstruction
         recent = jnp.mean(error[:, -span:], axis=1)
         peak = jnp.max(jnp.abs(error), axis=1)
         safe = jnp.where(peak > 0, peak, 1.0)
         whole = peak * jnp.sqrt(jnp.mean((error / safe[:, None]) ** 2, axis=1))
-        return recent, whole
+        if forecast is None:
+            return recent, whole
+        return recent, whole, windows[:, -1] - forecast[:, -2, 0]
 
     return jax.jit(residuals)
 
@@ -83,7 +121,9 @@ ENSEMBLE_VECTORIZE = 2
 
 
 @functools.lru_cache(maxsize=8)
-def masked_ensemble_step(model: EncDecAD, learning_rate: float) -> Callable[..., Any]:
+def masked_ensemble_step(
+    model: EncDecAD, learning_rate: float, forecast_weight: float = 1.0
+) -> Callable[..., Any]:
     """``step(params, opt_state, batch, keys, active) -> (params, opt_state, losses)`` over N models.
 
     :func:`h0.parallel.make_ensemble_train_step` (masked) of :func:`reconstruction_loss`: every
@@ -93,7 +133,9 @@ def masked_ensemble_step(model: EncDecAD, learning_rate: float) -> Callable[...,
     """
 
     def loss_fn(params: PyTree, batch: Batch, key: Array) -> Array:
-        return reconstruction_loss(model, params, batch, key, deterministic=False)
+        return reconstruction_loss(
+            model, params, batch, key, deterministic=False, forecast_weight=forecast_weight
+        )
 
     return hp.make_ensemble_train_step(
         loss_fn, optimizer(learning_rate), masked=True, vectorize=ENSEMBLE_VECTORIZE
