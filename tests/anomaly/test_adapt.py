@@ -83,8 +83,8 @@ def test_budget_and_history_are_respected(fitted, monkeypatch):
     calls = []
     real = _adapt.adapt_fn
 
-    def spy(model, lr):
-        run = real(model, lr)
+    def spy(model, lr, forecast_weight=1.0):
+        run = real(model, lr, forecast_weight)
 
         def recorded(params, opt_state, windows, ids, keys):
             calls.append((np.asarray(windows).shape, lr))
