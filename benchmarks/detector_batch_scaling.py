@@ -1,6 +1,7 @@
 """Is the detector's train step bound by per-step overhead or by its arithmetic? Step time vs batch.
 
-If a step of the detector's default network (window 32, GRU 24, one channel) were bound by fixed
+If a step of the detector's default network (window 32, GRU 24, one channel, the one-step
+forecasting head) were bound by fixed
 per-step costs (dispatch, loop iterations), doubling the batch would cost far less than double.
 This times the detector's own jitted train step at batch 64, 128 and 256, alternated round by
 round, and reports each batch's median step time and the median per-round ratio to batch 64
@@ -74,7 +75,9 @@ def main() -> None:
         }
         for batch, t in times.items()
     }
-    print(f"detector train step (window {window}, GRU {hidden}); load {os.getloadavg()[0]:.1f}")
+    print(
+        f"detector train step (window {window}, GRU {hidden}, forecast head); load {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'batch':>6}{'ms/step':>10}{'/ batch 64':>12}")
     for batch, row in rows.items():
         print(f"{batch:>6}{row['ms_per_step']:>10.2f}{row['ratio_to_64']:>12.2f}")
