@@ -72,9 +72,8 @@ class EncDecAD(nn.Module):
         """
         strategy = self.strategy if self.strategy is not None else Zeros()
         if deterministic:
-            strategy = (
-                strategy.mean()
-            )  # noisy strategies start from their mean: reproducible scores
+            # Noisy strategies start from their mean: reproducible scores.
+            strategy = strategy.mean()
         if not strategy.needs_ids:
             ids = None
         elif ids is None:

@@ -2,7 +2,8 @@
 
 The network gives each window two error features per channel (``h0.anomaly._train``): the mean
 signed error of its newest ``error_span`` points and, with ``window_error``, its root-mean-square
-error; with a forecasting head, a third: the newest point's signed one-step forecast error. A :class:`Calibration` fitted on the errors of the training part turns them into a score:
+error; with a forecasting head, a third: the newest point's signed one-step forecast error. A
+:class:`Calibration` fitted on the errors of the training part turns them into a score:
 
 1. **Robust standardisation per feature and channel**: ``z = |e - median| / scale`` for the signed
    errors and ``max(0, (r - median) / scale)`` for the RMS error (larger only), with ``scale`` =
@@ -112,11 +113,7 @@ def magnitudes(
     """
     z = (features - center) / scale
     out = np.abs(z)
-    if one_sided is None:
-        if z.shape[1] > 1:
-            out[:, 1:] = np.maximum(z[:, 1:], 0.0)
-        return out
-    upward = np.asarray(one_sided, bool)
+    upward = np.arange(z.shape[1]) > 0 if one_sided is None else np.asarray(one_sided, bool)
     out[:, upward] = np.maximum(z[:, upward], 0.0)
     return out
 

@@ -69,6 +69,19 @@ def optimizer(learning_rate: float) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(learning_rate))
 
 
+def _training_loss(
+    model: EncDecAD, forecast_weight: float
+) -> Callable[[PyTree, Batch, Array], Array]:
+    """``loss_fn(params, batch, key)`` of one model while training (one owner for every step)."""
+
+    def loss_fn(params: PyTree, batch: Batch, key: Array) -> Array:
+        return reconstruction_loss(
+            model, params, batch, key, deterministic=False, forecast_weight=forecast_weight
+        )
+
+    return loss_fn
+
+
 @functools.lru_cache(maxsize=32)
 def train_step(
     model: EncDecAD, learning_rate: float, mesh: Mesh | None = None, forecast_weight: float = 1.0
@@ -79,13 +92,9 @@ def train_step(
     (XLA inserts the gradient all-reduce); without, it runs on the default device.
     ``forecast_weight`` weighs the forecasting head's loss (see :func:`reconstruction_loss`).
     """
-
-    def loss_fn(params: PyTree, batch: Batch, key: Array) -> Array:
-        return reconstruction_loss(
-            model, params, batch, key, deterministic=False, forecast_weight=forecast_weight
-        )
-
-    return hp.make_train_step(loss_fn, optimizer(learning_rate), mesh)
+    return hp.make_train_step(
+        _training_loss(model, forecast_weight), optimizer(learning_rate), mesh
+    )
 
 
 @functools.lru_cache(maxsize=32)
@@ -131,12 +140,9 @@ def masked_ensemble_step(
     (its own epoch is over), so each model follows exactly the steps it would take alone. The
     models run two at a time (:data:`ENSEMBLE_VECTORIZE`).
     """
-
-    def loss_fn(params: PyTree, batch: Batch, key: Array) -> Array:
-        return reconstruction_loss(
-            model, params, batch, key, deterministic=False, forecast_weight=forecast_weight
-        )
-
     return hp.make_ensemble_train_step(
-        loss_fn, optimizer(learning_rate), masked=True, vectorize=ENSEMBLE_VECTORIZE
+        _training_loss(model, forecast_weight),
+        optimizer(learning_rate),
+        masked=True,
+        vectorize=ENSEMBLE_VECTORIZE,
     )
