@@ -204,3 +204,23 @@ def test_nab_run_and_bench_check_the_adaptation_flags(argv, message, tmp_path, c
     )
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_refitted_calibration_keeps_the_fits_one_sided_rule(fitted, monkeypatch):
+    # With a forecasting head the third feature is signed: a refitted calibration must say so,
+    # as the fit's does, instead of falling back to "every feature after the first is one-sided".
+    det = adapting(fitted[0], adapt_calibration=True, adapt_steps=0)
+    seen = []
+    real = _adapt.fit_calibration
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("one_sided"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_adapt, "fit_calibration", spy)
+    det.score(fitted[1][200:])
+    assert seen, "the calibration was never refitted"
+    expected = det._one_sided()
+    for mask in seen:
+        np.testing.assert_array_equal(mask, expected)
+    assert np.array_equal(det.calibrations_[0].one_sided, expected)

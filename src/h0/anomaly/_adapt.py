@@ -158,7 +158,10 @@ def score_adaptively(
             if tr.adapt_calibration:
                 rows = np.concatenate(seen)[-history:]
                 calibration = fit_calibration(
-                    split_features(rows, n_c), train_values, tail_quantile=cfg.scoring.tail_quantile
+                    split_features(rows, n_c),
+                    train_values,
+                    tail_quantile=cfg.scoring.tail_quantile,
+                    one_sided=det._one_sided(),
                 )
         features = det._select(det._features(windows[start:stop], series, mesh, params=params))
         scores[start:stop], channels[start:stop] = det._score_features(
