@@ -384,9 +384,14 @@ class GRUAutoencoderDetector(BaseEstimator):
             used.append(2)
         return used
 
-    def _one_sided(self) -> np.ndarray:
-        """Which used features count upwards only: the window RMS (block 1)."""
-        return np.array([b == 1 for b in self._used_blocks()])
+    def _one_sided(self) -> np.ndarray | None:
+        """The used features that count upwards only (the window RMS); None: the default rule.
+
+        Without the forecast feature the default rule (every feature after the first) is that
+        mask, and calibrations saved before the head existed keep reading the same way.
+        """
+        used = self._used_blocks()
+        return None if 2 not in used else np.array([b == 1 for b in used])
 
     def _select(self, features: np.ndarray) -> np.ndarray:
         """The feature columns the configuration uses (newest-point error, window error, forecast)."""
