@@ -56,12 +56,13 @@ def test_no_steps_and_no_calibration_is_off_and_calibration_only_keeps_the_netwo
     det, x = fitted
     rest = x[200:]
     idle = adapting(det, adapt_steps=0)  # blocks, but nothing adapts
-    np.testing.assert_allclose(idle.score(rest), det.score(rest), rtol=1e-6, atol=1e-9)
+    # Scored block by block, so in other batch shapes: XLA's kernels may round differently.
+    np.testing.assert_allclose(idle.score(rest), det.score(rest), rtol=1e-5, atol=1e-5)
     cal_only = adapting(det, adapt_steps=0, adapt_calibration=True)
     scores, _, log = _adapt.score_adaptively(cal_only, rest[:, None], 0)
     assert {(a.steps, a.windows) for a in log} == {(0, 0)}
     assert not np.allclose(scores, det.score(rest))
-    np.testing.assert_allclose(scores[:25], det.score(rest)[:25], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(scores[:25], det.score(rest)[:25], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("calibration", [False, True])

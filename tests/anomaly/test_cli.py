@@ -150,6 +150,13 @@ def bad_cases(tmp):
         ("train until", [str(ok), "--train-until", "2099-01-01"], "nothing would be left to score")
     )
     cases.append(("bad option value", [str(ok), "--epochs", "-1"], "epochs must be a non-negative"))
+    cases.append(
+        (
+            "history not in windows",
+            [str(ok), "--initial-state", "conditional", "--history", "40"],
+            "--history: history=40 must be a multiple of window=32",
+        )
+    )
     return cases
 
 
@@ -171,6 +178,7 @@ BAD = [
     "labels for other file",
     "train until",
     "bad option value",
+    "history not in windows",
 ]
 
 

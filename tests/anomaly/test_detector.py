@@ -39,10 +39,11 @@ def test_scores_are_causal(fitted):
     det, x = fitted
     test = x[240:].copy()
     full = det.score(test)
-    np.testing.assert_allclose(det.score(test[:50]), full[:50], rtol=1e-6, atol=1e-9)
+    # A shorter input is read in smaller batches: XLA's kernels may round differently.
+    np.testing.assert_allclose(det.score(test[:50]), full[:50], rtol=1e-5, atol=1e-6)
     changed = test.copy()
-    changed[60:] += 5.0  # the future must not move earlier scores
-    np.testing.assert_allclose(det.score(changed)[:60], full[:60], rtol=1e-6, atol=1e-9)
+    changed[60:] += 5.0  # the future must not move earlier scores (same batches: exactly)
+    np.testing.assert_array_equal(det.score(changed)[:60], full[:60])
 
 
 def test_stream_equals_batch(fitted):
@@ -151,6 +152,7 @@ def test_strategy_list_is_covered():
         "learned",
         "learned_noisy",
         "per_sequence",
+        "conditional",
         "warmup",
     }
 

@@ -110,6 +110,8 @@ def score_adaptively(
     train_values = det._train_values[series]
     n0 = train_values.shape[0]
     z = np.concatenate([det._standardize(train_values, series), det._standardize(values, series)])
+    z = det._padded(z)  # point p is row p + context
+    context, span = cfg.model.context, cfg.model.span
     windows = det._continuation(values, series)  # row p: the window ending at point n0 + p
     model = det._model()
     run = adapt_fn(model, lr, float(tr.forecast_weight))
@@ -130,7 +132,7 @@ def score_adaptively(
             first = max(0, end - history)
             batch = 0
             if steps:
-                pool = _windows(z[first:end], window)
+                pool = _windows(z[first : end + context], span)
                 batch = min(tr.batch_size, pool.shape[0])
                 rng = np.random.default_rng([tr.seed, series, block])
                 need = steps * batch

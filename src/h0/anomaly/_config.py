@@ -184,9 +184,17 @@ class ModelConfig(_Group):
     hidden: int = setting(24, "GRU hidden units", check=int_at_least(1))
     initial_state: str = setting(
         "learned",
-        "the encoder's initial-state strategy (h0); per_sequence: one learned state per series",
+        "the encoder's initial-state strategy (h0); per_sequence: one learned state per series; "
+        "conditional: computed from the history before each window (--history)",
         check=one_of(STRATEGY_NAMES, "a strategy name"),
         choices=STRATEGY_NAMES,
+    )
+    history: int = setting(
+        256,
+        "with initial_state=conditional: points before each window whose summary (mean, spread "
+        "and known share of each block of `window` points) the encoder's initial state is "
+        "computed from; a multiple of window",
+        check=int_at_least(1),
     )
     forecast_horizon: int = setting(
         1,
@@ -199,6 +207,25 @@ class ModelConfig(_Group):
     def burn_in(self) -> int:
         """Points of each window the strategy reads before reconstruction starts."""
         return burn_in_steps(self.initial_state, self.window)
+
+    @property
+    def context(self) -> int:
+        """Points before each window that the model reads (``history`` when conditional, else 0)."""
+        return self.history if self.initial_state == "conditional" else 0
+
+    @property
+    def span(self) -> int:
+        """Points of each model input: the context, then the window."""
+        return self.context + self.window
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.initial_state == "conditional" and self.history % self.window:
+            raise ConfigError(
+                "history",
+                f"history={self.history} must be a multiple of window={self.window} (it is "
+                "summarised in blocks of window points).",
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,6 +295,19 @@ class ScoringConfig(_Group):
     )
     window_error: bool = setting(
         True, "also use each window's RMS error (catches changes of shape)", check=boolean
+    )
+    spread_error: bool = setting(
+        False,
+        "also score each window's spread (the log standard deviation of its values, per "
+        "channel, both ways): a segment that goes flat or changes its variance, which a "
+        "network reconstructs and forecasts only too well",
+        check=boolean,
+    )
+    window_trim: int = setting(
+        0,
+        "the largest errors of each window left out of its RMS error, so that one extreme point "
+        "raises its own score and not those of the next `window` points",
+        check=int_at_least(0),
     )
     forecast_error: bool = setting(
         True,
@@ -357,7 +397,10 @@ def defaults() -> dict[str, Any]:
 def scoring_names() -> tuple[str, ...]:
     """Settings that leave the trained network alone (``with_scoring`` may change them)."""
     return tuple(
-        f.name for g, f in fields() if g in ("scoring", "alarms") and f.name != "error_span"
+        f.name
+        for g, f in fields()
+        if g in ("scoring", "alarms")
+        and f.name not in ("error_span", "window_trim", "spread_error")
     )
 
 
@@ -383,6 +426,12 @@ class DetectorConfig:
             raise ConfigError(
                 "error_span",
                 f"error_span={span} exceeds the reconstructed points per window ({reconstructed}).",
+            )
+        if self.scoring.window_trim >= reconstructed:
+            raise ConfigError(
+                "window_trim",
+                f"window_trim={self.scoring.window_trim} leaves no error of the "
+                f"{reconstructed} reconstructed points per window; use at most {reconstructed - 1}.",
             )
         history, window = self.training.adapt_history, self.model.window
         if self.training.adapts and history <= window:

@@ -171,11 +171,27 @@ class GRUAutoencoderDetector(BaseEstimator):
             hidden=cfg.hidden,
             strategy=strategy,
             forecast_horizon=cfg.forecast_horizon,
+            context=cfg.context,
         )
 
     def _standardize(self, values: np.ndarray, series: int) -> np.ndarray:
         z = (values - self.mean_[series]) / self.scale_[series]
         return np.clip(z, -INPUT_CLIP, INPUT_CLIP).astype(np.float32)
+
+    def _padded(self, z: np.ndarray) -> np.ndarray:
+        """Standardised points ``z [T, C]`` after ``context`` rows of NaN (unknown history)."""
+        context = self.config.model.context
+        if not context:
+            return z
+        return np.concatenate([np.full((context, z.shape[1]), np.nan, np.float32), z])
+
+    def _model_inputs(self, z: np.ndarray) -> np.ndarray:
+        """The model's inputs ``[T - window + 1, span, C]`` over standardised points ``z [T, C]``.
+
+        Row ``p`` ends at point ``p + window - 1``. Each input starts with the ``context`` points
+        before its window (``initial_state='conditional'``), NaN before the series' start.
+        """
+        return windows_of(self._padded(z), self.config.model.span)
 
     @staticmethod
     def _as_list(X: Any) -> list[np.ndarray]:
@@ -290,11 +306,10 @@ class GRUAutoencoderDetector(BaseEstimator):
 
     def _training_windows(self, series: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """The windows trained on (all but each series' latest held-out share) and their ids."""
-        window = self.config.model.window
         fraction = self.config.training.validation_fraction
         fit_windows, fit_ids, self._held_out = [], [], []
         for i, s in enumerate(series):
-            w = windows_of(self._standardize(s, i), window)
+            w = self._model_inputs(self._standardize(s, i))
             n_val = max(2, round(fraction * w.shape[0]))
             fit_windows.append(w[: w.shape[0] - n_val])
             fit_ids.append(np.full((w.shape[0] - n_val,), i, np.int32))
@@ -318,7 +333,7 @@ class GRUAutoencoderDetector(BaseEstimator):
         self._train_features = []
         for i, s in enumerate(series):
             features = np.full((s.shape[0], self._blocks() * self.n_features_), np.nan)
-            features[window - 1 :] = self._features(windows_of(self._standardize(s, i), window), i)
+            features[window - 1 :] = self._features(self._model_inputs(self._standardize(s, i)), i)
             self._train_features.append(features)
         self._calibrate()
 
@@ -329,7 +344,8 @@ class GRUAutoencoderDetector(BaseEstimator):
         self.calibrations_: list[Calibration] = []
         self.series_decision_scores_: list[np.ndarray] = []
         self._train_channel_scores: list[np.ndarray] = []
-        self._tails: list[np.ndarray] = []  # the last window - 1 standardised training points
+        # The last span - 1 standardised training points (NaN before the start, see _model_inputs).
+        self._tails: list[np.ndarray] = []
         reference = []
         for i, values in enumerate(self._train_values):
             features = self._select(self._train_features[i])
@@ -347,7 +363,7 @@ class GRUAutoencoderDetector(BaseEstimator):
             self.calibrations_.append(cal)
             self.series_decision_scores_.append(scores)
             reference.append(scores[-len(calibration_rows) :])
-            self._tails.append(self._standardize(values[values.shape[0] - (window - 1) :], i))
+            self._tails.append(self._tail(self._standardize(values, i)))
         self.decision_scores_ = np.concatenate(self.series_decision_scores_)
         pooled = np.concatenate(reference)
         alarms = cfg.alarms
@@ -367,21 +383,47 @@ class GRUAutoencoderDetector(BaseEstimator):
         rule = self.alarm_rule_
         self._alarm_states = [decide(rule, s)[3] for s in self.series_decision_scores_]
 
+    def _residual_fn(self) -> Any:
+        """The jitted error features of this detector's network (:func:`make_residual_fn`)."""
+        scoring = self.config.scoring
+        return make_residual_fn(
+            self._model(), scoring.error_span, scoring.window_trim, scoring.spread_error
+        )
+
+    def _tail(self, z: np.ndarray) -> np.ndarray:
+        """The last ``span - 1`` points of ``z``, NaN-padded at the front when ``z`` is shorter."""
+        need = self.config.model.span - 1
+        if z.shape[0] < need:
+            z = np.concatenate([np.full((need - z.shape[0], z.shape[1]), np.nan, np.float32), z])
+        return z[z.shape[0] - need :]
+
     @property
     def alarm_rule_(self) -> AlarmRule:
         """The decision rule: ``threshold_``, ``hysteresis`` and ``refractory``."""
         self._check_fitted()
         return AlarmRule(float(self.threshold_), float(self.hysteresis), int(self.refractory))
 
+    def _block_names(self) -> list[str]:
+        """The error features per channel the residual function gives, in order."""
+        names = ["point", "window"]
+        if self.config.model.forecast_horizon:
+            names.append("forecast")
+        if self.config.scoring.spread_error:
+            names.append("spread")
+        return names
+
     def _blocks(self) -> int:
-        """Error features per channel the network gives: newest-point, window RMS, forecast."""
-        return 3 if self.config.model.forecast_horizon else 2
+        """Error features per channel the network gives (:meth:`_block_names`)."""
+        return len(self._block_names())
 
     def _used_blocks(self) -> list[int]:
         """Which of the :meth:`_blocks` the score uses (0 newest point, 1 window, 2 forecast)."""
+        names = self._block_names()
         used = [0, 1] if self.window_error else [0]
-        if self._blocks() == 3 and self.forecast_error:
-            used.append(2)
+        if "forecast" in names and self.forecast_error:
+            used.append(names.index("forecast"))
+        if "spread" in names:
+            used.append(names.index("spread"))
         return used
 
     def _one_sided(self) -> np.ndarray | None:
@@ -391,7 +433,7 @@ class GRUAutoencoderDetector(BaseEstimator):
         mask, and calibrations saved before the head existed keep reading the same way.
         """
         used = self._used_blocks()
-        return None if 2 not in used else np.array([b == 1 for b in used])
+        return None if max(used) < 2 else np.array([b == 1 for b in used])
 
     def _select(self, features: np.ndarray) -> np.ndarray:
         """The feature columns the configuration uses (newest-point error, window error, forecast)."""
@@ -465,7 +507,7 @@ class GRUAutoencoderDetector(BaseEstimator):
         mesh = self.mesh_ if mesh is None else mesh
         devices = 1 if mesh is None else _mesh_size(mesh)
         ids_all = np.broadcast_to(np.asarray(series, np.int32), (n,))
-        residual_fn = make_residual_fn(self._model(), self.config.scoring.error_span)
+        residual_fn = self._residual_fn()
         # Calls have a few fixed shapes (powers of two up to score_batch), so few compilations.
         size = min(self.config.scoring.score_batch, 1 << max(n - 1, 0).bit_length())
         size = -(-size // devices) * devices
@@ -475,17 +517,17 @@ class GRUAutoencoderDetector(BaseEstimator):
         out = np.empty((n, dims), np.float64)  # filled chunk by chunk: no copies of all windows
         for start in range(0, n, size):
             chunk = np.asarray(windows[start : start + size], np.float32)
-            ids = ids_all[start : start + size]
+            arrays = [chunk, ids_all[start : start + size]]
             real = chunk.shape[0]
-            if real < size:
-                chunk = np.concatenate(
-                    [chunk, np.zeros((size - real, *chunk.shape[1:]), np.float32)]
-                )
-                ids = np.concatenate([ids, np.zeros((size - real,), np.int32)])
+            if real < size:  # padded to the compiled size (zeros: any finite rows do)
+                arrays = [
+                    np.concatenate([a, np.zeros((size - real, *a.shape[1:]), a.dtype)])
+                    for a in arrays
+                ]
             if mesh is None:
-                batch = (jnp.asarray(chunk), jnp.asarray(ids))
+                batch = tuple(jnp.asarray(a) for a in arrays)
             else:
-                batch = hp.shard_batch((chunk, ids), mesh)
+                batch = hp.shard_batch(tuple(arrays), mesh)
             for b, block in enumerate(residual_fn(params, *batch)):
                 out[start : start + real, b * c : (b + 1) * c] = np.asarray(block)[:real]
         return out
@@ -509,9 +551,9 @@ class GRUAutoencoderDetector(BaseEstimator):
     def _continuation(self, values: np.ndarray, series: int) -> np.ndarray:
         """The windows ending at each point of ``values``, which continue training series ``series``."""
         if values.shape[0] == 0:
-            return np.zeros((0, self.config.model.window, self.n_features_), np.float32)
+            return np.zeros((0, self.config.model.span, self.n_features_), np.float32)
         joined = np.concatenate([self._tails[series], self._standardize(values, series)])
-        return windows_of(joined, self.config.model.window)
+        return windows_of(joined, self.config.model.span)
 
     def _scores(
         self, values: np.ndarray, series: int, mesh: Mesh | None = None
@@ -816,8 +858,9 @@ GRUAutoencoderDetector.__init__.__signature__ = _signature()  # type: ignore[att
 class DetectorStream:
     """Scores one new point at a time; scores, labels and alarms equal the batch methods'.
 
-    It keeps the last ``window - 1`` points and the alarm state between calls. Each window is
-    encoded from the strategy's initial state, as in training (the model is windowed).
+    It keeps the last ``span - 1`` points (the window's and, with ``initial_state='conditional'``,
+    the history before it) and the alarm state between calls. Each window is encoded from the
+    strategy's initial state, as in training (the model is windowed).
 
     The stream does not adapt (``adapt_every``): it scores with the fitted network and
     calibration, so with adaptation on it equals the batch methods of the same detector with
@@ -834,7 +877,7 @@ class DetectorStream:
         self._buffer = np.array(detector._tails[series], np.float32)
         self._state = detector._alarm_states[series].copy()
         self._rule = detector.alarm_rule_
-        self._residual_fn = make_residual_fn(detector._model(), detector.config.scoring.error_span)
+        self._residual_fn = detector._residual_fn()
         self._ids = jnp.full((1,), series, jnp.int32)
         self.is_anomaly = False
         self.alarm = False

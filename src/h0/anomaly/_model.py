@@ -20,6 +20,7 @@ from jaxtyping import Float, Int
 from h0._runner import RNN
 from h0._strategies import InitialState, Zeros
 from h0._typing import Array
+from h0.anomaly._names import history_context
 
 
 class EncDecAD(nn.Module):
@@ -32,6 +33,9 @@ class EncDecAD(nn.Module):
             burn-in steps (:class:`h0.WarmUp`) are read but not reconstructed.
         forecast_horizon: Points ``k`` the forecasting head predicts from the encoder's state
             after each step (0: no head, and the call returns the reconstruction alone).
+        context: Points before the window that each input starts with (a multiple of the
+            window's length; NaN where unknown), summarised for a strategy that
+            ``needs_context``; 0 for every other strategy.
 
     The decoder starts from the encoder's final carry (so no strategy applies to it) and reads
     zeros; a dense layer maps its outputs to the ``C`` channels. A noisy strategy draws from the
@@ -54,6 +58,7 @@ class EncDecAD(nn.Module):
     hidden: int
     strategy: InitialState | None = None
     forecast_horizon: int = 0
+    context: int = 0
 
     @nn.compact
     def __call__(
@@ -63,7 +68,7 @@ class EncDecAD(nn.Module):
         *,
         deterministic: bool = True,
     ) -> Float[Array, "b t f"] | tuple[Float[Array, "b t f"], Float[Array, "b t k f"]]:
-        """Reconstruct ``windows``: ``[b, t - burn_in, f]`` in input order.
+        """Reconstruct ``windows``: ``[b, t - context - burn_in, f]`` in input order.
 
         With a forecasting head, ``(reconstruction, forecast)``: ``forecast[:, s, j]`` (shape
         ``[b, t - burn_in, k, f]``) is the prediction of input point ``burn_in + s + j + 1`` from
@@ -86,7 +91,18 @@ class EncDecAD(nn.Module):
             return_carry=True,
             name="encoder",
         )
-        carry, states = encoder(windows, ids=ids, deterministic=deterministic)
+        context = None
+        if strategy.needs_context:
+            if not 0 < self.context < windows.shape[1]:
+                raise ValueError(
+                    f"{type(strategy).__name__} needs context points before each window; got "
+                    f"context={self.context} for inputs of {windows.shape[1]} points."
+                )
+            history, windows = windows[:, : self.context], windows[:, self.context :]
+            context = history_context(history, windows.shape[1])
+        elif self.context:
+            windows = windows[:, self.context :]
+        carry, states = encoder(windows, ids=ids, context=context, deterministic=deterministic)
         steps = windows.shape[1] - strategy.burn_in
         decoder = RNN(nn.GRUCell(self.hidden, parent=None), Zeros(parent=None), name="decoder")
         hidden = decoder(

@@ -97,15 +97,25 @@ def train_step(
     )
 
 
+#: Added to a window's standard deviation before its log (standardised units): a flat window's
+#: spread is finite.
+SPREAD_FLOOR = 1e-3
+
+
 @functools.lru_cache(maxsize=32)
-def make_residual_fn(model: EncDecAD, span: int) -> Callable[..., Any]:
+def make_residual_fn(
+    model: EncDecAD, span: int, trim: int = 0, spread: bool = False
+) -> Callable[..., Any]:
     """Return a jitted ``residuals(params, windows[b, t, c], ids[b]) -> (recent[b, c], whole[b, c])``.
 
     ``recent`` is the mean signed error (data minus reconstruction) over the ``span`` newest points
-    of each window; ``whole`` the root-mean-square error over the reconstructed window, per channel
-    (computed as ``max|e| * rms(e / max|e|)``, so huge errors do not overflow float32). With a
+    of each window; ``whole`` the root-mean-square error over the reconstructed window, per channel,
+    leaving out its ``trim`` largest errors (computed as ``max|e| * rms(e / max|e|)``, so huge
+    errors do not overflow float32). With a
     forecasting head a third array, ``ahead[b, c]``: the newest point minus its one-step forecast
     from the encoder's state after the point before it (which has not read the newest point).
+    With ``spread``, last, ``spread[b, c]``: the log standard deviation of the reconstructed
+    window's values (not errors), floored at :data:`SPREAD_FLOOR`.
     """
 
     def residuals(params: PyTree, windows: Array, ids: Array) -> tuple[Array, ...]:
@@ -113,12 +123,19 @@ def make_residual_fn(model: EncDecAD, span: int) -> Callable[..., Any]:
         reconstruction, forecast = output if model.forecast_horizon else (output, None)
         error = windows[:, windows.shape[1] - reconstruction.shape[1] :] - reconstruction
         recent = jnp.mean(error[:, -span:], axis=1)
-        peak = jnp.max(jnp.abs(error), axis=1)
+        size = jnp.abs(error)
+        if trim:
+            size = jnp.sort(size, axis=1)[:, : size.shape[1] - trim]
+        peak = jnp.max(size, axis=1)
         safe = jnp.where(peak > 0, peak, 1.0)
-        whole = peak * jnp.sqrt(jnp.mean((error / safe[:, None]) ** 2, axis=1))
-        if forecast is None:
-            return recent, whole
-        return recent, whole, windows[:, -1] - forecast[:, -2, 0]
+        whole = peak * jnp.sqrt(jnp.mean((size / safe[:, None]) ** 2, axis=1))
+        out = (recent, whole)
+        if forecast is not None:
+            out = (*out, windows[:, -1] - forecast[:, -2, 0])
+        if spread:
+            values = windows[:, windows.shape[1] - reconstruction.shape[1] :]
+            out = (*out, jnp.log(jnp.std(values, axis=1) + SPREAD_FLOOR))
+        return out
 
     return jax.jit(residuals)
 

@@ -1,4 +1,4 @@
-"""Score the forecasting-head variants on the dev benchmark and on NAB's halves.
+"""Score detector variants on the dev benchmark and on NAB's halves (the tuning log's harness).
 
 Each variant is a set of ``GRUAutoencoderDetector`` settings. For each (variant, seed) it runs
 
@@ -13,7 +13,11 @@ With ``--untrained`` the same settings with ``epochs=0`` run too (what training 
 accumulate in the JSON file (a rerun replaces the rows it scores and keeps the others), and the
 table printed at the end covers every row in it. Defaults are chosen on the dev columns only.
 
-    python benchmarks/forecast_dev.py --variants F0 F1 --seeds 0 --untrained
+    python benchmarks/dev_variants.py --variants F0 F1 --seeds 0 --untrained
+
+Variants: F0-F6 the forecasting head (session 4), H0-H3 the history-conditioned encoder start
+(``initial_state='conditional'``, session 5), T1-T4 the trimmed window error,
+S1 the spread feature.
 """
 
 from __future__ import annotations
@@ -39,6 +43,19 @@ VARIANTS: dict[str, dict] = {
     "F4": {"forecast_horizon": 1, "forecast_weight": 0.3},
     "F5": {"forecast_horizon": 1, "forecast_weight": 3.0},
     "F6": {"forecast_horizon": 1, "window_error": False},  # newest-point + forecast errors
+    # Session 5, beside the head (the default since session 4). H0 is the default: learned start.
+    "H0": {},
+    "H1": {"initial_state": "conditional", "history": 256},  # 8 windows before each window
+    "H2": {"initial_state": "conditional", "history": 512},  # 16: beyond a day at 5 minutes
+    "H3": {"initial_state": "conditional", "history": 128},
+    # C1 (scored once, then removed: no effect on dev): the network read values clipped to the
+    # training range widened by 10% of it, {"input_margin": 0.1}.
+    # The window RMS error without its largest errors (one extreme point lingers for a window).
+    "T1": {"window_trim": 1},
+    "T2": {"window_trim": 2},
+    "T4": {"window_trim": 4},
+    # Each window's spread (log std of its values) as a further two-sided feature.
+    "S1": {"spread_error": True},
 }
 FAMILIES = ("gutentag", "aeon")
 METRICS = ("auc_pr", "vus_pr", "point_f1", "event_f1")
@@ -64,7 +81,9 @@ def bench_dev(options: dict, seed: int) -> dict:
 
 def nab_halves(options: dict, seed: int, corpus) -> dict:
     """NAB standard on the dev half, the test half and all series; dense VUS-PR (all, per half)."""
-    scorer = H0GRUScorer("learned", seed, options=tuple(sorted(options.items())))
+    options = dict(options)
+    strategy = options.pop("initial_state", "learned")
+    scorer = H0GRUScorer(strategy, seed, options=tuple(sorted(options.items())))
     by_variant = run_corpus(scorer, corpus, one_program=True)
     halves = {
         h: [r for r in corpus.files if _devdata.split_of(f"nab/{r}") == h] for h in ("dev", "test")
@@ -124,7 +143,7 @@ def main() -> None:
     parser.add_argument(
         "--nab", type=Path, default=Path(os.environ.get("H0_NAB_ROOT", "../shared/datasets/nab"))
     )
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/forecast_dev.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/dev_variants.json"))
     parser.add_argument("--table-only", action="store_true", help="print the table and stop")
     args = parser.parse_args()
     stored = json.loads(args.out.read_text()) if args.out.exists() else {"rows": {}}

@@ -1,0 +1,100 @@
+"""Two settings of the error features: ``window_trim`` and ``spread_error``.
+
+``window_trim`` leaves a window's largest errors out of its RMS error, so one extreme point does not
+keep the next ``window`` points' window error high. ``spread_error`` scores each window's spread
+(log standard deviation of its values), which catches a segment that goes flat or changes its
+variance: what a network reconstructs and forecasts only too well.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import h0
+from h0.anomaly import DetectorConfig, EncDecAD, GRUAutoencoderDetector
+from h0.anomaly._config import ConfigError
+from h0.anomaly._train import make_residual_fn
+
+SMALL = dict(window=8, hidden=8, epochs=3, batch_size=16, seed=2)
+
+
+def series(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.sin(np.arange(n) / 4) + 0.05 * rng.normal(size=n)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    x = series()
+    return x, GRUAutoencoderDetector(**SMALL).fit(x[:300])
+
+
+@pytest.mark.parametrize("trim", [0, 1, 3])
+def test_window_trim_matches_numpy(trim):
+    import jax
+
+    model = EncDecAD(features=2, hidden=5, strategy=h0.Learned())
+    windows = jax.random.normal(jax.random.key(4), (3, 9, 2))
+    params = model.init(jax.random.key(0), windows)["params"]
+    error = np.asarray(windows) - np.asarray(model.apply({"params": params}, windows))
+    size = np.sort(np.abs(error), axis=1)[:, : 9 - trim]
+    want = np.sqrt(np.mean(size**2, axis=1))
+    _, whole = make_residual_fn(model, 1, trim)(params, windows, jnp.zeros((3,), jnp.int32))
+    np.testing.assert_allclose(whole, want, rtol=1e-5)
+
+
+def test_window_trim_is_checked_and_not_a_scoring_change(pair):
+    _, plain = pair
+    with pytest.raises(ConfigError, match="window_trim=8 leaves no error"):
+        DetectorConfig.from_flat(window=8, window_trim=8)
+    with pytest.raises(ValueError, match="with_scoring cannot change"):
+        plain.with_scoring(window_trim=1)
+
+
+def test_one_extreme_point_weighs_less_in_a_trimmed_window_error():
+    x = series()
+    det = GRUAutoencoderDetector(**SMALL, window_trim=1).fit(x[:300])
+    test = x[300:].copy()
+    test[40] += 3.0
+    windows = jnp.asarray(det._continuation(test[:, None], 0))
+    ids = jnp.zeros((windows.shape[0],), jnp.int32)
+    trimmed = np.asarray(det._residual_fn()(det.params_, windows, ids)[1][:, 0])
+    plain = make_residual_fn(det._model(), 1, 0)(det.params_, windows, ids)[1][:, 0]
+    # Windows ending at 41..47 hold the point but not as their newest.
+    assert (trimmed[41:48] < 0.8 * np.asarray(plain)[41:48]).all(), (trimmed[41:48], plain[41:48])
+
+
+def test_spread_feature_matches_numpy_and_is_signed():
+    import jax
+
+    from h0.anomaly._train import SPREAD_FLOOR
+
+    model = EncDecAD(features=2, hidden=5, strategy=h0.Learned(), forecast_horizon=1)
+    windows = jax.random.normal(jax.random.key(5), (3, 9, 2))
+    params = model.init(jax.random.key(0), windows)["params"]
+    blocks = make_residual_fn(model, 1, 0, True)(params, windows, jnp.zeros((3,), jnp.int32))
+    assert len(blocks) == 4  # point, window, forecast, spread
+    want = np.log(np.std(np.asarray(windows), axis=1) + SPREAD_FLOOR)
+    np.testing.assert_allclose(blocks[3], want, rtol=1e-5, atol=1e-6)
+    det = GRUAutoencoderDetector(spread_error=True)
+    det.n_features_ = 1
+    assert det._block_names() == ["point", "window", "forecast", "spread"]
+    # Signed: a window flatter than usual counts as much as a wilder one; the window RMS upwards.
+    assert det._one_sided().tolist() == [False, True, False, False]
+
+
+def test_a_flat_segment_scores_with_the_spread_feature_only():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=700)
+    test = x[400:].copy()
+    test[150:250] = 0.0  # the sensor freezes at its mean: small errors, no spread
+    settings = {**SMALL, "window": 16}
+    with_spread = GRUAutoencoderDetector(**settings, spread_error=True).fit(x[:400])
+    without = GRUAutoencoderDetector(**settings).fit(x[:400])
+    inside = slice(170, 250)  # windows wholly inside the flat part
+    assert with_spread.predict(test)[inside].mean() > 0.9
+    assert without.predict(test)[inside].mean() < 0.5
+    with pytest.raises(ValueError, match="with_scoring cannot change"):
+        without.with_scoring(spread_error=True)
