@@ -191,7 +191,7 @@ class ModelConfig(_Group):
     )
     history: int = setting(
         256,
-        "with initial_state=conditional: points before each window whose summary (mean, spread "
+        "with initial_state=conditional: points before each window whose summary (median, spread "
         "and known share of each block of `window` points) the encoder's initial state is "
         "computed from; a multiple of window",
         check=int_at_least(1),
