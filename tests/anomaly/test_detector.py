@@ -164,8 +164,11 @@ def test_learned_state_moves_away_from_zero(fitted):
 
 def test_score_is_decades_of_the_empirical_error_distribution():
     x = sine()
-    # The newest-point error alone (no window RMS, the forecasting head's error not scored).
-    det = GRUAutoencoderDetector(**SMALL, window_error=False, forecast_error=False).fit(x[:240])
+    # The newest-point error alone (no window RMS, no spread, the forecasting head's error not
+    # scored).
+    det = GRUAutoencoderDetector(
+        **SMALL, window_error=False, forecast_error=False, spread_error=False
+    ).fit(x[:240])
     test = x[240:]
     scores = det.score(test)
     # Brute force: the newest-point error of each window, judged against the training errors.

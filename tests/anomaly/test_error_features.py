@@ -92,9 +92,9 @@ def test_a_flat_segment_scores_with_the_spread_feature_only():
     test[150:250] = 0.0  # the sensor freezes at its mean: small errors, no spread
     settings = {**SMALL, "window": 16}
     with_spread = GRUAutoencoderDetector(**settings, spread_error=True).fit(x[:400])
-    without = GRUAutoencoderDetector(**settings).fit(x[:400])
+    without = GRUAutoencoderDetector(**settings, spread_error=False).fit(x[:400])
     inside = slice(170, 250)  # windows wholly inside the flat part
     assert with_spread.predict(test)[inside].mean() > 0.9
     assert without.predict(test)[inside].mean() < 0.5
     with pytest.raises(ValueError, match="with_scoring cannot change"):
-        without.with_scoring(spread_error=True)
+        with_spread.with_scoring(spread_error=False)

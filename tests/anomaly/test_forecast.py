@@ -132,17 +132,17 @@ def test_score_is_causal_with_the_forecast_feature(with_head):
 
 def test_forecast_feature_is_scored_and_catches_a_spike(with_head):
     x, det = with_head
-    assert det._train_features[0].shape[1] == 3  # newest point, window RMS, forecast
+    assert det._train_features[0].shape[1] == 4  # newest point, window RMS, forecast, spread
     cal = det.calibrations_[0]
-    np.testing.assert_array_equal(cal.one_sided, [False, True, False])
+    np.testing.assert_array_equal(cal.one_sided, [False, True, False, False])
     test = x[300:].copy()
     test[50] += 2.0
     scores = det.score(test)
     assert int(np.argmax(scores)) == 50
-    # Without the forecast feature, the same network scores as a two-feature calibration.
-    two = det.with_scoring(forecast_error=False)
-    assert two.calibrations_[0].one_sided is None
-    assert not np.allclose(two.score(test), scores)
+    # Without the forecast feature, the same network scores the three other features.
+    three = det.with_scoring(forecast_error=False)
+    np.testing.assert_array_equal(three.calibrations_[0].one_sided, [False, True, False])
+    assert not np.allclose(three.score(test), scores)
 
 
 def test_stream_equals_batch_with_head(with_head):
@@ -153,9 +153,9 @@ def test_stream_equals_batch_with_head(with_head):
 
 
 def test_off_is_the_two_feature_detector_bit_for_bit():
-    """forecast_horizon=0: no head, two features, scored exactly as the plain calibration does."""
+    """No head and no spread: two features, scored exactly as the plain calibration does."""
     x = series()
-    det = GRUAutoencoderDetector(**NO_HEAD).fit(x[:300])
+    det = GRUAutoencoderDetector(**NO_HEAD, spread_error=False).fit(x[:300])
     assert "forecast" not in det.params_ and det._train_features[0].shape[1] == 2
     # The old plumbing, written out: residuals -> [recent, whole] -> calibration -> score
     # (in the detector's padded power-of-two batches: XLA's results depend on the batch shape).
@@ -219,6 +219,27 @@ def test_format_2_models_load_without_a_head(tmp_path, monkeypatch):
     assert meta["format"].endswith("/2") and "forecast_horizon" not in meta["settings"]
     loaded = GRUAutoencoderDetector.load(path)
     assert loaded.forecast_horizon == 0
+    np.testing.assert_array_equal(loaded.score(x[300:]), det.score(x[300:]))
+
+
+def test_format_3_models_load_without_the_spread_feature(tmp_path, monkeypatch):
+    """Format 3 predates ``spread_error`` as the default: a file that does not name it loads off."""
+    x = series()
+    det = GRUAutoencoderDetector(**NO_HEAD, spread_error=False).fit(x[:300])
+    monkeypatch.setattr(detector_module, "_FORMAT", "h0-gru-autoencoder-detector/3")
+    old_params = det.get_params
+    monkeypatch.setattr(
+        det,
+        "get_params",
+        lambda deep=True: {k: v for k, v in old_params().items() if k != "spread_error"},
+    )
+    path = det.save(tmp_path / "old")
+    monkeypatch.undo()
+    meta = read_metadata(path)
+    assert meta["format"].endswith("/3") and "spread_error" not in meta["settings"]
+    loaded = GRUAutoencoderDetector.load(path)
+    assert loaded.spread_error is False
+    assert GRUAutoencoderDetector().spread_error is True  # today's default differs
     np.testing.assert_array_equal(loaded.score(x[300:]), det.score(x[300:]))
 
 

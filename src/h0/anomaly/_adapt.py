@@ -103,6 +103,8 @@ def score_adaptively(
         >>> scores.shape, [(a.block, a.first, a.end, a.windows) for a in log][:2]
         ((100,), [(1, 176, 240, 32), (2, 216, 280, 32)])
     """
+    from h0.anomaly._detector import windows_of  # _detector imports this module
+
     cfg = det.config
     tr, window, n_c = cfg.training, cfg.model.window, det.n_features_
     every, history, steps = tr.adapt_every, tr.adapt_history, tr.adapt_steps
@@ -132,7 +134,8 @@ def score_adaptively(
             first = max(0, end - history)
             batch = 0
             if steps:
-                pool = _windows(z[first : end + context], span)
+                # A view: pool[order] below gathers the batches (a copy).
+                pool = windows_of(z[first : end + context], span)
                 batch = min(tr.batch_size, pool.shape[0])
                 rng = np.random.default_rng([tr.seed, series, block])
                 need = steps * batch
@@ -171,12 +174,6 @@ def score_adaptively(
         )
         seen.append(features)
     return scores, channels, log
-
-
-def _windows(points: np.ndarray, window: int) -> np.ndarray:
-    from h0.anomaly._detector import windows_of
-
-    return np.ascontiguousarray(windows_of(points, window), np.float32)
 
 
 def _min_held_out() -> int:

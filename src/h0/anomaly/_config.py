@@ -297,7 +297,7 @@ class ScoringConfig(_Group):
         True, "also use each window's RMS error (catches changes of shape)", check=boolean
     )
     spread_error: bool = setting(
-        False,
+        True,
         "also score each window's spread (the log standard deviation of its values, per "
         "channel, both ways): a segment that goes flat or changes its variance, which a "
         "network reconstructs and forecasts only too well",

@@ -42,10 +42,14 @@ from h0.anomaly._reportdata import Event
 from h0.anomaly._scoring import Calibration, fit_calibration, score_features, split_features
 from h0.anomaly._train import make_residual_fn, optimizer, train_step
 
-_FORMAT = "h0-gru-autoencoder-detector/3"
-#: Older formats :meth:`GRUAutoencoderDetector.load` still reads, with the settings they predate
-#: (format 2 had no forecasting head).
-_LEGACY_FORMATS = {"h0-gru-autoencoder-detector/2": {"forecast_horizon": 0}}
+_FORMAT = "h0-gru-autoencoder-detector/4"
+#: Older formats :meth:`GRUAutoencoderDetector.load` still reads, with the settings they predate:
+#: format 2 had no forecasting head, and formats 2 and 3 no spread feature (format 4 made it the
+#: default, so a file that does not name it was scored without it).
+_LEGACY_FORMATS = {
+    "h0-gru-autoencoder-detector/2": {"forecast_horizon": 0, "spread_error": False},
+    "h0-gru-autoencoder-detector/3": {"spread_error": False},
+}
 #: The kind of output directory :meth:`GRUAutoencoderDetector.save` writes (see ``h0._atomic``).
 DETECTOR_KIND = "detector"
 #: Standardised values are clipped to this magnitude before the network (float32 stays finite).
