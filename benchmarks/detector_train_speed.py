@@ -3,11 +3,14 @@
 The network is EncDec-AD as :class:`h0.anomaly.EncDecAD` builds it by default: a GRU encoder
 (``h0.RNN(nn.GRUCell(H), h0.Learned())``) over windows ``[B, T, 1]`` that returns its carry, a GRU
 decoder started from that carry reading zeros ``[B, T, 1]``, a ``Dense(1)`` readout, the
-reconstruction reversed, a mean squared error and ``optax.chain(clip_by_global_norm(1.0),
-adam(3e-3))``. The same network is written three times here:
+reconstruction reversed, and the forecasting head (``--horizon``, default 1 as in the detector): a
+``Dense`` on the encoder's states that predicts each next point. The loss is the reconstruction's
+mean squared error plus the head's (:func:`h0.anomaly._train.forecast_loss`), the optimiser
+``optax.chain(clip_by_global_norm(1.0), adam(3e-3))``. The sides:
 
-- ``h0``: ``h0.RNN`` with its defaults (what the detector runs); ``h0 generic``: ``fast=False``;
-- ``flax``: ``flax.linen.RNN`` with a learned initial-state parameter;
+- ``h0``: :class:`h0.anomaly.EncDecAD` itself (what ``h0 detect`` trains); ``h0 generic``: the same
+  network on ``h0.RNN(..., fast=False)``;
+- ``flax``: the same network on ``flax.linen.RNN``, with a learned initial-state parameter;
 - ``torch``: ``nn.GRU`` x 2, ``nn.Linear``, ``clip_grad_norm_`` and ``torch.optim.Adam``
   (``torch.set_num_threads(2)``).
 
@@ -44,6 +47,8 @@ import numpy as np
 import optax
 
 import h0
+from h0.anomaly import EncDecAD
+from h0.anomaly._train import forecast_loss
 
 try:
     import torch
@@ -57,10 +62,11 @@ OUT = Path(__file__).resolve().parent / "results" / "detector_train_speed.json"
 
 
 class H0EncDec(nn.Module):
-    """EncDec-AD as :class:`h0.anomaly.EncDecAD` builds it with ``initial_state='learned'``."""
+    """EncDec-AD on ``h0.RNN`` with a ``fast`` switch (``h0 generic``: ``fast=False``)."""
 
     hidden: int
     features: int = 1
+    horizon: int = 1
     fast: bool = True
 
     @nn.compact
@@ -72,7 +78,7 @@ class H0EncDec(nn.Module):
             fast=self.fast,
             name="encoder",
         )
-        carry, _ = encoder(windows)
+        carry, states = encoder(windows)
         decoder = h0.RNN(
             nn.GRUCell(self.hidden, parent=None),
             h0.Zeros(parent=None),
@@ -80,7 +86,16 @@ class H0EncDec(nn.Module):
             name="decoder",
         )
         hidden = decoder(jnp.zeros((*windows.shape[:2], 1), windows.dtype), initial_carry=carry)
-        return nn.Dense(self.features, name="readout")(hidden)[:, ::-1]
+        reconstruction = nn.Dense(self.features, name="readout")(hidden)[:, ::-1]
+        return reconstruction, _head(self, states)
+
+
+def _head(module: nn.Module, states):
+    """The forecasting head: ``[b, t, horizon, features]`` from the encoder's states (or None)."""
+    if not module.horizon:
+        return None
+    out = nn.Dense(module.horizon * module.features, name="forecast")(states)
+    return out.reshape((*states.shape[:2], module.horizon, module.features))
 
 
 class FlaxEncDec(nn.Module):
@@ -88,19 +103,21 @@ class FlaxEncDec(nn.Module):
 
     hidden: int
     features: int = 1
+    horizon: int = 1
 
     @nn.compact
     def __call__(self, windows):
         init_h = self.param("init_h", nn.initializers.zeros, (self.hidden,))
         start = jnp.broadcast_to(init_h, (windows.shape[0], self.hidden))
-        carry, _ = nn.RNN(nn.GRUCell(self.hidden, parent=None), return_carry=True, name="encoder")(
-            windows, initial_carry=start
-        )
+        carry, states = nn.RNN(
+            nn.GRUCell(self.hidden, parent=None), return_carry=True, name="encoder"
+        )(windows, initial_carry=start)
         zeros = jnp.zeros((*windows.shape[:2], 1), windows.dtype)
         hidden = nn.RNN(nn.GRUCell(self.hidden, parent=None), name="decoder")(
             zeros, initial_carry=carry
         )
-        return nn.Dense(self.features, name="readout")(hidden)[:, ::-1]
+        reconstruction = nn.Dense(self.features, name="readout")(hidden)[:, ::-1]
+        return reconstruction, _head(self, states)
 
 
 def flax_params(p: dict) -> dict:
@@ -110,10 +127,11 @@ def flax_params(p: dict) -> dict:
         "encoder": {"cell": p["encoder"]["cell"]},
         "decoder": {"cell": p["decoder"]["cell"]},
         "readout": p["readout"],
+        **({"forecast": p["forecast"]} if "forecast" in p else {}),
     }
 
 
-def make_torch(p: dict, features: int):
+def make_torch(p: dict, features: int, horizon: int):
     """The same network in PyTorch, with h0's weights: ``(module, step, loss_fn)``."""
     hidden = p["encoder"]["initial_state"]["init_h"].shape[0]
 
@@ -140,13 +158,17 @@ def make_torch(p: dict, features: int):
             self.encoder = torch.nn.GRU(features, hidden, batch_first=True)
             self.decoder = torch.nn.GRU(1, hidden, batch_first=True)
             self.readout = torch.nn.Linear(hidden, features)
+            self.forecast = torch.nn.Linear(hidden, max(horizon, 1) * features)
 
         def forward(self, windows):
             start = self.init_h.expand(windows.shape[0], -1).unsqueeze(0).contiguous()
-            _, carry = self.encoder(windows, start)
+            states, carry = self.encoder(windows, start)
             zeros = windows.new_zeros((*windows.shape[:2], 1))
             out, _ = self.decoder(zeros, carry)
-            return torch.flip(self.readout(out), dims=(1,))
+            if not horizon:
+                return torch.flip(self.readout(out), dims=(1,)), None
+            forecast = self.forecast(states).reshape(*states.shape[:2], horizon, features)
+            return torch.flip(self.readout(out), dims=(1,)), forecast
 
     net = Net()
     gru_weights(net.encoder, p["encoder"]["cell"])
@@ -154,10 +176,21 @@ def make_torch(p: dict, features: int):
     with torch.no_grad():
         net.readout.weight.copy_(torch.from_numpy(np.asarray(p["readout"]["kernel"]).T.copy()))
         net.readout.bias.copy_(torch.from_numpy(np.asarray(p["readout"]["bias"]).copy()))
+        if horizon:
+            kernel, bias = p["forecast"]["kernel"], p["forecast"]["bias"]
+            net.forecast.weight.copy_(torch.from_numpy(np.asarray(kernel).T.copy()))
+            net.forecast.bias.copy_(torch.from_numpy(np.asarray(bias).copy()))
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
 
     def loss_fn(windows):
-        return torch.mean((net(windows) - windows) ** 2)
+        reconstruction, forecast = net(windows)
+        total, count = 0.0, 0
+        for j in range(horizon if forecast is not None else 0):  # forecast_loss's terms
+            predicted = forecast[:, : windows.shape[1] - j - 1, j]
+            total = total + torch.sum((predicted - windows[:, j + 1 :]) ** 2)
+            count += predicted.numel()
+        loss = torch.mean((reconstruction - windows) ** 2)
+        return loss if forecast is None else loss + total / max(count, 1)
 
     def step(windows):
         opt.zero_grad(set_to_none=True)
@@ -178,7 +211,10 @@ TX = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(3e-3))
 def jax_step(model: nn.Module) -> Callable:
     def step(params, opt_state, windows):
         def loss(p):
-            return jnp.mean((model.apply({"params": p}, windows) - windows) ** 2)
+            output = model.apply({"params": p}, windows)
+            reconstruction, forecast = output if isinstance(output, tuple) else (output, None)
+            loss = jnp.mean((reconstruction - windows) ** 2)
+            return loss if forecast is None else loss + forecast_loss(windows, forecast)
 
         value, grads = jax.value_and_grad(loss)(params)
         updates, opt_state = TX.update(grads, opt_state, params)
@@ -229,29 +265,30 @@ def torch_runner(step: Callable, batches) -> Callable[[int], float]:
 # ------------------------------------------------------------------------------ checks
 
 
-def check_same_loss(params, windows, features: int) -> dict:
-    """Loss at the shared weights and after one optimiser step, for every side."""
-    out = {}
-    for name, model, p in [
-        ("h0", H0EncDec(params["encoder"]["cell"]["hr"]["kernel"].shape[0], features), params),
-        (
-            "h0 generic",
-            H0EncDec(params["encoder"]["cell"]["hr"]["kernel"].shape[0], features, fast=False),
+def jax_sides(params: dict, hidden: int, features: int, horizon: int) -> dict:
+    """``name -> (model, its parameters)`` for the JAX sides, all at h0's weights."""
+    return {
+        "h0": (
+            EncDecAD(features, hidden, strategy=h0.Learned(), forecast_horizon=horizon),
             params,
         ),
-        (
-            "flax",
-            FlaxEncDec(params["encoder"]["cell"]["hr"]["kernel"].shape[0], features),
-            flax_params(params),
-        ),
-    ]:
+        "h0 generic": (H0EncDec(hidden, features, horizon, fast=False), params),
+        "flax": (FlaxEncDec(hidden, features, horizon), flax_params(params)),
+    }
+
+
+def check_same_loss(params, windows, features: int, horizon: int) -> dict:
+    """Loss at the shared weights and after one optimiser step, for every side."""
+    out = {}
+    hidden = params["encoder"]["cell"]["hr"]["kernel"].shape[0]
+    for name, (model, p) in jax_sides(params, hidden, features, horizon).items():
         step = jax.jit(jax_step(model))
         _, _, first = step(p, TX.init(p), windows)
         p2, s2, _ = step(p, TX.init(p), windows)
         _, _, after = step(p2, s2, windows)
         out[name] = {"loss": float(first), "loss_after_one_step": float(after)}
     if torch is not None:
-        _, step, loss_fn = make_torch(params, features)
+        _, step, loss_fn = make_torch(params, features, horizon)
         w = torch.from_numpy(np.array(windows))
         first = float(step(w).detach())
         with torch.no_grad():
@@ -290,6 +327,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--window", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=24)
+    parser.add_argument("--horizon", type=int, default=1, help="forecasting head (0: none)")
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--steps", type=int, default=20, help="steps per side per round")
     parser.add_argument("--quick", action="store_true", help="a smoke run (3 rounds of 3 steps)")
@@ -312,29 +350,20 @@ def main(argv: list[str] | None = None) -> dict:
         )
         for _ in range(8)
     ]
-    model = H0EncDec(args.hidden, features)
+    model = H0EncDec(args.hidden, features, args.horizon)
     params = model.init(jax.random.key(0), batches[0])["params"]
     # A non-zero learned initial state, so that its copy into the other sides is checked.
     params["encoder"]["initial_state"]["init_h"] = 0.1 * jax.random.normal(
         jax.random.key(1), (args.hidden,)
     )
-    checks = check_same_loss(params, batches[0], features)
+    checks = check_same_loss(params, batches[0], features, args.horizon)
 
-    fns, compile_s = {}, {}
-    fns["h0"], compile_s["h0"] = compiled(model, params, batches[0])
-    fns["h0 generic"], compile_s["h0 generic"] = compiled(
-        H0EncDec(args.hidden, features, fast=False), params, batches[0]
-    )
-    fns["flax"], compile_s["flax"] = compiled(
-        FlaxEncDec(args.hidden, features), flax_params(params), batches[0]
-    )
-    runs = {
-        "h0": runner(fns["h0"], params, batches),
-        "h0 generic": runner(fns["h0 generic"], params, batches),
-        "flax": runner(fns["flax"], flax_params(params), batches),
-    }
+    fns, compile_s, runs = {}, {}, {}
+    for name, (side, p) in jax_sides(params, args.hidden, features, args.horizon).items():
+        fns[name], compile_s[name] = compiled(side, p, batches[0])
+        runs[name] = runner(fns[name], p, batches)
     if torch is not None:
-        _, tstep, _ = make_torch(params, features)
+        _, tstep, _ = make_torch(params, features, args.horizon)
         start = time.perf_counter()
         tstep(torch.from_numpy(np.array(batches[0])))
         compile_s["torch"] = time.perf_counter() - start  # first step (no compilation)
@@ -363,6 +392,7 @@ def main(argv: list[str] | None = None) -> dict:
             "window": args.window,
             "hidden": args.hidden,
             "features": features,
+            "forecast_horizon": args.horizon,
         },
         "rounds": args.rounds,
         "steps_per_round": args.steps,
@@ -385,7 +415,8 @@ def main(argv: list[str] | None = None) -> dict:
     }
 
     print(
-        f"EncDec-AD train step, B={args.batch}, T={args.window}, H={args.hidden}; "
+        f"EncDec-AD train step, B={args.batch}, T={args.window}, H={args.hidden}, "
+        f"forecast horizon {args.horizon}; "
         f"{args.rounds} alternated rounds of {args.steps} steps; load {load_start[0]:.1f} -> "
         f"{result['load_average_end'][0]:.1f}"
     )
