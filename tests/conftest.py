@@ -9,6 +9,9 @@ import jax
 import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# The command line's compilation cache stays off in tests (they compile afresh and write nothing
+# outside their tmp directories); tests/test_compilecache.py turns it on where it is the subject.
+os.environ.setdefault("H0_COMPILATION_CACHE", "off")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

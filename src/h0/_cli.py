@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from h0 import _compilecache
 from h0._errors import UsageError
 from h0.anomaly._cli import add_parser as add_detect_parser
 from h0.evaluate._bench import add_parser as add_bench_parser
@@ -50,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
+    _compilecache.enable()  # a second run loads its compiled programs (see h0._compilecache)
     try:
         return int(func(args) or 0)
     except UsageError as error:

@@ -31,6 +31,7 @@ from jax.sharding import Mesh
 from sklearn.base import BaseEstimator
 
 from h0 import _parallel as hp
+from h0._typing import PyTree
 from h0.anomaly import _config
 from h0.anomaly._adapt import score_adaptively
 from h0.anomaly._alarms import AlarmRule, decide
@@ -71,6 +72,19 @@ def windows_of(values: np.ndarray, window: int) -> np.ndarray:
     """All windows ``[T - window + 1, window, C]`` of ``values [T, C]`` (a view)."""
     view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)
     return np.moveaxis(view, -1, 1)
+
+
+def initial_params(
+    model: EncDecAD, init_key: jax.Array, carry_key: jax.Array, windows: np.ndarray, ids: np.ndarray
+) -> PyTree:
+    """The network's initial parameters: ``model.init`` as one compiled program.
+
+    Run eagerly, Flax's ``init`` compiles each operation on its own (the initialisers, the
+    scan, every matmul): dozens of small compilations, about 3 s of a first ``fit`` on 2 cores.
+    Under ``jit`` it is one program with the same values.
+    """
+    init = jax.jit(lambda rngs, w, i: model.init(rngs, w, i)["params"])
+    return init({"params": init_key, "carry": carry_key}, jnp.asarray(windows), jnp.asarray(ids))
 
 
 def _check_training(series: list[np.ndarray], window: int) -> None:
@@ -261,13 +275,9 @@ class GRUAutoencoderDetector(BaseEstimator):
                 f"{windows.shape[0]} training windows cannot fill one batch split over "
                 f"{devices} devices; use longer series or fewer devices."
             )
-        params = model.init(
-            {"params": init_key, "carry": carry_key},
-            jnp.asarray(windows[:batch]),
-            jnp.asarray(ids[:batch]),
-        )["params"]
+        params = initial_params(model, init_key, carry_key, windows[:batch], ids[:batch])
         lr = float(cfg.training.learning_rate)
-        opt_state = optimizer(lr).init(params)
+        opt_state = jax.jit(optimizer(lr).init)(params)
         step_fn = train_step(model, lr, mesh, float(cfg.training.forecast_weight))
         if mesh is None:
             place = lambda b: jax.tree.map(jnp.asarray, b)
@@ -790,11 +800,8 @@ def fit_independent(
     model = dets[together[0]]._model(1)
     init_key, carry_key, train_key = jax.random.split(jax.random.key(cfg.training.seed), 3)
     first = prepared[together[0]]
-    params = model.init(
-        {"params": init_key, "carry": carry_key},
-        jnp.asarray(first[1][:common]),
-        jnp.asarray(first[2][:common]),
-    )["params"]  # the same seed and shapes: every model starts where it would alone
+    # The same seed and shapes: every model starts where it would alone.
+    params = initial_params(model, init_key, carry_key, first[1][:common], first[2][:common])
     n = len(together)
     stacked = jax.tree.map(lambda a: jnp.stack([a] * n), params)
     opt_state = jax.vmap(optimizer(lr).init)(stacked)
