@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", nargs="+", type=int, default=[1000, 10000, 100000])
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: one length, 300")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.lengths = [300]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     rows = []
     load_start = os.getloadavg()

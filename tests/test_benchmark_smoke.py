@@ -92,3 +92,18 @@ def test_detect_scale_quick(tmp_path):
     assert cli["returncode"] == 0 and cli["wall_s"] > 0 and cli["peak_rss_mb"] > 0
     assert cli["files_mb"]["report.html"] > 1  # plotly.js is inlined
     assert cli["files_mb"]["scores.csv"] > 0
+
+
+@pytest.mark.slow
+def test_detector_compile_quick(tmp_path):
+    out = tmp_path / "detector_compile.json"
+    run_quick("detector_compile.py", out)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["length"], r["cache"]) for r in rows] == [
+        (300, "none"),
+        (300, "cache"),
+        (300, "cache"),
+    ]
+    assert all(r["fit_compilations"] > 0 and r["fit_compile_s"] > 0 for r in rows)
+    # The second process with the cache loads what the first one compiled.
+    assert rows[2]["fit_compile_s"] < rows[1]["fit_compile_s"]
