@@ -10,7 +10,10 @@ it on (an application decides where its files go); this module is the one owner 
 ``~/.cache/h0/jax``); ``off`` (or ``0``, or empty) turns it off; any other value is the directory.
 When ``$JAX_COMPILATION_CACHE_DIR`` is set, JAX's own setting wins and h0 leaves it alone. A cache
 that cannot be created (a read-only home, a full disk) is skipped without a word: it only ever
-saves time, and JAX itself only warns when writing an entry fails.
+saves time, and JAX itself only warns when writing an entry fails. JAX writes an entry in place
+and never replaces one, so an entry cut short (a process killed while writing it, a full disk)
+would be read, warned about and recompiled on every later run: :func:`enable` drops entries
+that do not decompress before JAX reads any, and the next run writes them again.
 """
 
 from __future__ import annotations
@@ -68,7 +71,31 @@ def enable() -> Path | None:
         return None
     import jax
 
+    _drop_unreadable(path)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return path
+
+
+def _drop_unreadable(path: Path) -> list[Path]:
+    """Delete the cache entries in ``path`` that do not decompress; the ones deleted.
+
+    Only JAX's entry files (``*-cache``) are read. Without JAX's (private) decompressor, as in a
+    JAX version that moved it, nothing is checked.
+    """
+    try:
+        from jax._src.compilation_cache import decompress_executable
+    except ImportError:  # pragma: no cover - a JAX without it
+        return []
+    dropped = []
+    for entry in path.glob("*-cache"):
+        try:
+            decompress_executable(entry.read_bytes())
+        except Exception:  # whatever the decompressor raises, the entry is unusable
+            try:
+                entry.unlink()
+                dropped.append(entry)
+            except OSError:
+                pass
+    return dropped
