@@ -804,7 +804,7 @@ def fit_independent(
     params = initial_params(model, init_key, carry_key, first[1][:common], first[2][:common])
     n = len(together)
     stacked = jax.tree.map(lambda a: jnp.stack([a] * n), params)
-    opt_state = jax.vmap(optimizer(lr).init)(stacked)
+    opt_state = jax.jit(jax.vmap(optimizer(lr).init))(stacked)  # one program, as in fit
     step_fn = masked_ensemble_step(model, lr, float(cfg.training.forecast_weight))
     schedules = [_epochs(cfg, prepared[i][1].shape[0], common, train_key) for i in together]
     for d in (dets[i] for i in together):
