@@ -17,7 +17,8 @@ table printed at the end covers every row in it. Defaults are chosen on the dev 
 
 Variants: F0-F6 the forecasting head (session 4), H0-H3 the history-conditioned encoder start
 (``initial_state='conditional'``, session 5), T1-T4 the trimmed window error,
-S1 the spread feature.
+S1 the spread feature (today's default), E40 and N48 training length and
+capacity (session 7).
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ VARIANTS: dict[str, dict] = {
     "T4": {"window_trim": 4},
     # Each window's spread (log std of its values) as a further two-sided feature.
     "S1": {"spread_error": True},
+    # Session 7: capacity and training length beside today's default (S1's settings). A network
+    # trained on a few hundred points may be under-trained or too small to earn its place.
+    "E40": {"epochs": 40},
+    "N48": {"hidden": 48},  # also the first size on the library's fast GRU path
 }
 FAMILIES = ("gutentag", "aeon")
 METRICS = ("auc_pr", "vus_pr", "point_f1", "event_f1")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import jax
@@ -14,6 +16,38 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 os.environ.setdefault("H0_COMPILATION_CACHE", "off")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: Environment variable naming the run's shared JAX compilation cache (see ``pytest_configure``).
+TEST_CACHE_ENV = "H0_TEST_JAX_CACHE"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A JAX compilation cache for the run, one directory per xdist worker, deleted at the end.
+
+    Many tests compile the same programs (the detector's train step at the same shapes, built
+    anew by each test); reading them back from disk instead of compiling again saves about a
+    third of a 2-core run. The first process (xdist's controller, whose environment the workers
+    inherit) makes a fresh temporary directory, so no run reads another run's entries; each
+    worker writes its own subdirectory, because JAX writes entries in place and a reader in
+    another process could meet one half-written. Subprocesses (the command line under test)
+    keep ``H0_COMPILATION_CACHE=off``. ``H0_TEST_JAX_CACHE=off`` compiles everything afresh.
+    """
+    if os.environ.get(TEST_CACHE_ENV) == "off":
+        return
+    if TEST_CACHE_ENV not in os.environ:
+        os.environ[TEST_CACHE_ENV] = tempfile.mkdtemp(prefix="h0-test-jax-cache-")
+        config._h0_cache_owner = os.environ[TEST_CACHE_ENV]  # deleted by pytest_unconfigure
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    path = Path(os.environ[TEST_CACHE_ENV]) / worker
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    owned = getattr(config, "_h0_cache_owner", None)
+    if owned:
+        shutil.rmtree(owned, ignore_errors=True)
 
 
 def nab_root() -> Path | None:
