@@ -69,13 +69,22 @@ def enable() -> Path | None:
             return None
     except OSError:
         return None
+    _drop_unreadable(path)
+    use(path)
+    return path
+
+
+def use(path: Path) -> None:
+    """Point JAX's persistent compilation cache at ``path`` and keep every compiled program.
+
+    The one place that sets JAX's cache options: :func:`enable` (the command line) and the test
+    suite's per-run cache call it.
+    """
     import jax
 
-    _drop_unreadable(path)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return path
 
 
 def _drop_unreadable(path: Path) -> list[Path]:
