@@ -120,6 +120,7 @@ def score_adaptively(
     params, opt_state = det.params_, None
     base_key = jax.random.fold_in(jax.random.key(tr.seed), _ADAPT_STREAM)
     calibration = det.calibrations_[series]
+    echo = det._echo_tails[series]  # the echo rule's point-level history
     # The calibration rows the fit used, then the continuation's features as they are scored.
     train_rows = det._select(det._train_features[series])[window - 1 :]
     held = det._held_out[series]
@@ -170,8 +171,9 @@ def score_adaptively(
                 )
         features = det._select(det._features(windows[start:stop], series, mesh, params=params))
         scores[start:stop], channels[start:stop] = det._score_features(
-            calibration, features, values[start:stop]
+            calibration, features, values[start:stop], echo
         )
+        echo = det._echo_tail(calibration, features, echo)
         seen.append(features)
     return scores, channels, log
 

@@ -111,17 +111,26 @@ def non_negative_float(name: str, value: Any) -> str | None:
 
 
 def interval(
-    low: float, high: float, *, closed_high: bool = False, optional: bool = False
+    low: float,
+    high: float,
+    *,
+    closed_low: bool = False,
+    closed_high: bool = False,
+    optional: bool = False,
 ) -> Check:
-    """A check: a number in ``(low, high)`` (or ``(low, high]``); ``None`` allowed if optional."""
+    """A check: a number in ``(low, high)`` (``[`` / ``]`` where closed); ``None`` if optional."""
 
     def check(name: str, value: Any) -> str | None:
         if value is None and optional:
             return None
-        inside = _finite(value) and low < value and (value <= high if closed_high else value < high)
+        inside = (
+            _finite(value)
+            and (low <= value if closed_low else low < value)
+            and (value <= high if closed_high else value < high)
+        )
         if not inside:
-            bracket = "]" if closed_high else ")"
-            return f"{name} must lie in ({low:g}, {high:g}{bracket}; got {value!r}."
+            left, right = "[" if closed_low else "(", "]" if closed_high else ")"
+            return f"{name} must lie in {left}{low:g}, {high:g}{right}; got {value!r}."
         return None
 
     return check
@@ -314,6 +323,13 @@ class ScoringConfig(_Group):
         "with a forecasting head, also score each point's one-step forecast error (made from "
         "the points before it)",
         check=boolean,
+    )
+    echo_keep: float = setting(
+        1.0,
+        "echo rule: a window-level test (window RMS, spread) that does not exceed the "
+        "point-level score of one of the window's earlier points echoes that point; its decades "
+        "are multiplied by this (1: off, 0: dropped)",
+        check=interval(0, 1, closed_low=True, closed_high=True),
     )
     tail_quantile: float = setting(
         0.95,

@@ -40,7 +40,14 @@ from h0.anomaly._io import as_values
 from h0.anomaly._model import EncDecAD
 from h0.anomaly._names import detector_strategy
 from h0.anomaly._reportdata import Event
-from h0.anomaly._scoring import Calibration, fit_calibration, score_features, split_features
+from h0.anomaly._scoring import (
+    Calibration,
+    Echo,
+    fit_calibration,
+    point_scores,
+    score_features,
+    split_features,
+)
 from h0.anomaly._train import make_residual_fn, optimizer, train_step
 
 _FORMAT = "h0-gru-autoencoder-detector/4"
@@ -360,6 +367,8 @@ class GRUAutoencoderDetector(BaseEstimator):
         self._train_channel_scores: list[np.ndarray] = []
         # The last span - 1 standardised training points (NaN before the start, see _model_inputs).
         self._tails: list[np.ndarray] = []
+        # The echo rule's point-level scores of the last window - 1 training points.
+        self._echo_tails: list[np.ndarray] = []
         reference = []
         for i, values in enumerate(self._train_values):
             features = self._select(self._train_features[i])
@@ -373,6 +382,7 @@ class GRUAutoencoderDetector(BaseEstimator):
                 one_sided=self._one_sided(),
             )
             scores, channel_scores = self._score_features(cal, features, values)
+            self._echo_tails.append(self._echo_tail(cal, features))
             self._train_channel_scores.append(channel_scores)
             self.calibrations_.append(cal)
             self.series_decision_scores_.append(scores)
@@ -457,15 +467,47 @@ class GRUAutoencoderDetector(BaseEstimator):
             return features
         return np.concatenate([features[:, b * c : (b + 1) * c] for b in used], axis=1)
 
+    def _window_level(self) -> np.ndarray:
+        """Which used features are window-level ``[F]`` (window RMS, spread): the echo rule's."""
+        names = self._block_names()
+        return np.array([names[b] in ("window", "spread") for b in self._used_blocks()])
+
+    def _echo(self, before: np.ndarray | None) -> Echo | None:
+        """The echo rule after the point-level scores ``before`` (None: the rule is off)."""
+        if self.echo_keep >= 1:
+            return None
+        return Echo(
+            float(self.echo_keep),
+            self.config.model.window,
+            self._window_level(),
+            np.zeros(0) if before is None else before,
+        )
+
+    def _echo_tail(self, cal: Calibration, features: np.ndarray, before=None) -> np.ndarray:
+        """Point-level scores of the last ``window - 1`` rows (after ``before``), for the echo rule."""
+        if self.echo_keep >= 1:
+            return np.zeros(0)
+        lag = self.config.model.window - 1
+        recent = features[max(features.shape[0] - lag, 0) :]
+        point = point_scores(cal, split_features(recent, self.n_features_), self._window_level())
+        joined = point if before is None else np.concatenate([before, point])
+        return joined[max(joined.shape[0] - lag, 0) :]
+
     def _score_features(
-        self, cal: Calibration, features: np.ndarray, values: np.ndarray
+        self,
+        cal: Calibration,
+        features: np.ndarray,
+        values: np.ndarray,
+        before: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and channel scores of feature rows; ``before``: the echo rule's history."""
         return score_features(
             cal,
             split_features(features, self.n_features_),
             values,
             range_rule=bool(self.range_rule),
             range_margin=float(self.range_margin),
+            echo=self._echo(before),
         )
 
     def with_scoring(self, **changes: Any) -> GRUAutoencoderDetector:
@@ -580,7 +622,9 @@ class GRUAutoencoderDetector(BaseEstimator):
         # Each series' windows are views of its points; the network reads them chunk by chunk,
         # so a fleet never holds a copy of all its windows (window x the data).
         features = self._select(self._features(self._continuation(values, series), series, mesh))
-        return self._score_features(self.calibrations_[series], features, values)
+        return self._score_features(
+            self.calibrations_[series], features, values, self._echo_tails[series]
+        )
 
     def score(self, X: Any, *, series: int = 0) -> np.ndarray:
         """A dense anomaly score per point of ``X`` (higher: more anomalous), causally.
@@ -887,6 +931,7 @@ class DetectorStream:
         self._series = series
         self._buffer = np.array(detector._tails[series], np.float32)
         self._state = detector._alarm_states[series].copy()
+        self._echo = detector._echo_tails[series]
         self._rule = detector.alarm_rule_
         self._residual_fn = detector._residual_fn()
         self._ids = jnp.full((1,), series, jnp.int32)
@@ -905,9 +950,10 @@ class DetectorStream:
         self._buffer = window[1:]
         blocks = self._residual_fn(det.params_, window[None], self._ids)
         features = det._select(np.concatenate([np.asarray(b) for b in blocks], 1))
-        scores, channels = det._score_features(
-            det.calibrations_[self._series], features.astype(np.float64), v[None]
-        )
+        cal = det.calibrations_[self._series]
+        features = features.astype(np.float64)
+        scores, channels = det._score_features(cal, features, v[None], self._echo)
+        self._echo = det._echo_tail(cal, features, self._echo)
         channel = None if det.n_features_ < 2 else int(np.argmax(channels[0]))
         self.is_anomaly, self.alarm, _ = self._state.step(self._rule, float(scores[0]), channel)
         return float(scores[0])
