@@ -30,14 +30,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from ensemble_dev import cache_npz, nab_halves  # the same NAB harness and cache writer
 
 from h0 import _compilecache
-from h0.anomaly._alarms import NAB_SHAPING, AlarmRule, decide, nab_shape
+from h0.anomaly._alarms import AlarmRule, decide
 from h0.anomaly._detector import GRUAutoencoderDetector, fit_independent
 from h0.anomaly._scoring import feature_decades, sidak, split_features
-from h0.evaluate import _bench, _devdata, metrics
-from h0.evaluate._nab import NabResults, load_corpus, probation_length, score_corpus
-from h0.evaluate._run import mean_vus_pr, read_values, subset
+from h0.evaluate import _bench, metrics
+from h0.evaluate._nab import load_corpus, probation_length
+from h0.evaluate._run import read_values
 
 FAMILIES = ("gutentag", "aeon")
 #: Variant name -> (keep, dropped features): keep = factor on an echoing window-level test (None:
@@ -51,6 +52,11 @@ VARIANTS = {
     "no-forecast": (None, (2,)),
     "no-spread": (None, (3,)),
     "point-only": (None, (1, 2, 3)),
+    # The rule on one window-level feature only (third item: the features it applies to).
+    "echo.5-window": (0.5, (), (1,)),
+    "echo.5-spread": (0.5, (), (3,)),
+    "echo0-spread": (0.0, (), (3,)),
+    "echo.75": (0.75, ()),
 }
 
 
@@ -93,17 +99,15 @@ def compute(seed: int, corpus, cache: Path) -> dict[str, np.ndarray]:
     for r, det, v, e in zip(files, dets, values, ends, strict=True):
         for k, a in decades_of(det, v[e:]).items():
             out[f"nab/{r}/{k}"] = a
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = cache / f".seed{seed}.tmp.npz"
-    np.savez(tmp, **out)
-    os.replace(tmp, path)
+    cache_npz(path, out)
     print(f"seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
     return out
 
 
 def combine(decades: np.ndarray, modelled: np.ndarray, variant: tuple, window: int = 32):
     """Scores ``[N]`` of decades ``[N, F, C]`` (features: point, window, forecast, spread)."""
-    keep, drop = variant
+    keep, drop = variant[:2]
+    echoing = list(variant[2]) if len(variant) > 2 else [1, 3]
     d = decades[:, :, modelled.astype(bool)].copy()
     d[:, list(drop)] = 0.0  # a test at 0 decades never is the best one
     tests = (d.shape[1] - len(drop)) * d.shape[2]
@@ -112,8 +116,8 @@ def combine(decades: np.ndarray, modelled: np.ndarray, variant: tuple, window: i
         prior = np.zeros_like(point)  # max point-level score of the window's earlier points
         for lag in range(1, window):
             prior[lag:] = np.maximum(prior[lag:], point[:-lag])
-        echo = d[:, [1, 3]] <= prior[:, None, None]
-        d[:, [1, 3]] = np.where(echo, keep * d[:, [1, 3]], d[:, [1, 3]])
+        echo = d[:, echoing] <= prior[:, None, None]
+        d[:, echoing] = np.where(echo, keep * d[:, echoing], d[:, echoing])
     return sidak(d.max(axis=(1, 2)), tests)
 
 
@@ -149,17 +153,8 @@ def evaluate(c: dict, variant: tuple, corpus) -> dict:
         m: float(np.mean([r[m] for r in rows.values()])) for m in ("auc_pr", "vus_pr", "point_f1")
     }
     out["per_dataset"] = rows
-    halves = {
-        h: [r for r in corpus.files if _devdata.split_of(f"nab/{r}") == h] for h in ("dev", "test")
-    }
-    halves["all"] = list(corpus.files)
     dense = {r: np.concatenate(whole(c, f"nab/{r}", variant)) for r in corpus.files}
-    for half, files in halves.items():
-        part = subset(corpus, files)
-        shaped = {r: nab_shape(dense[r], read_values(corpus, r), **NAB_SHAPING) for r in files}
-        result = score_corpus(NabResults("h0", shaped), part, profiles=["standard"])
-        out[f"nab_{half}"] = round(result["standard"].score, 2)
-        out[f"nab_vus_{half}"] = mean_vus_pr({r: dense[r] for r in files}, part)
+    out.update(nab_halves(dense, corpus))
     return out
 
 

@@ -34,6 +34,30 @@ from h0.evaluate._run import H0GRUScorer, mean_vus_pr, read_values, run_corpus, 
 FAMILIES = ("gutentag", "aeon")
 
 
+def cache_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` in one step (a killed run leaves no half-written cache)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def nab_halves(dense: dict[str, np.ndarray], corpus) -> dict[str, float]:
+    """NAB standard of the NAB-shaped ``dense`` scores and their VUS-PR on dev, test and all."""
+    halves = {
+        h: [r for r in corpus.files if _devdata.split_of(f"nab/{r}") == h] for h in ("dev", "test")
+    }
+    halves["all"] = list(corpus.files)
+    out = {}
+    for half, files in halves.items():
+        part = subset(corpus, files)
+        shaped = {r: nab_shape(dense[r], read_values(corpus, r), **NAB_SHAPING) for r in files}
+        result = score_corpus(NabResults("h0", shaped), part, profiles=["standard"])
+        out[f"nab_{half}"] = round(result["standard"].score, 2)
+        out[f"nab_vus_{half}"] = mean_vus_pr({r: dense[r] for r in files}, part)
+    return out
+
+
 def compute(seed: int, corpus, cache: Path) -> dict[str, np.ndarray]:
     """Dense scores of one seed (bench dev test parts, NAB whole series), cached."""
     path = cache / f"seed{seed}.npz"
@@ -50,10 +74,7 @@ def compute(seed: int, corpus, cache: Path) -> dict[str, np.ndarray]:
     by_variant = run_corpus(H0GRUScorer("learned", seed), corpus, one_program=True)
     for r, dense in by_variant["dense"].items():
         out[f"nab/{r}"] = np.asarray(dense, np.float64)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = cache / f".seed{seed}.tmp.npz"
-    np.savez(tmp, **out)
-    os.replace(tmp, path)
+    cache_npz(path, out)
     print(f"seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
     return out
 
@@ -76,17 +97,7 @@ def evaluate(scores: dict[str, np.ndarray], corpus) -> dict:
         "bench_vus_pr": float(np.mean([r["vus_pr"] for r in rows.values()])),
         "per_dataset": rows,
     }
-    halves = {
-        h: [r for r in corpus.files if _devdata.split_of(f"nab/{r}") == h] for h in ("dev", "test")
-    }
-    halves["all"] = list(corpus.files)
-    for half, files in halves.items():
-        part = subset(corpus, files)
-        dense = {r: scores[f"nab/{r}"] for r in files}
-        shaped = {r: nab_shape(dense[r], read_values(corpus, r), **NAB_SHAPING) for r in files}
-        result = score_corpus(NabResults("h0", shaped), part, profiles=["standard"])
-        out[f"nab_{half}"] = round(result["standard"].score, 2)
-        out[f"nab_vus_{half}"] = mean_vus_pr(dense, part)
+    out.update(nab_halves({r: scores[f"nab/{r}"] for r in corpus.files}, corpus))
     return out
 
 
