@@ -8,8 +8,11 @@ decades at point ``t`` (window RMS, spread) count only where they exceed every p
 (newest-point and forecast errors, Šidák-combined) of the window's earlier points ``t - window + 1
 .. t - 1``; otherwise that evidence is an echo of a point already scored, and is multiplied by
 ``keep`` (0: dropped). Causal (points before ``t`` only), per point, no state beyond a window.
+Variants set ``keep`` and which window-level tests it applies to; the detector's ``echo_keep``
+is the rule on the window RMS alone (variants ``*-window``; ``echo.5-window`` equals
+``echo_keep=0.5``), as chosen from this script's dev results.
 
-The detector (``echo_keep`` is its setting for this rule) is fitted once per (dataset, seed) with
+The detector is fitted once per (dataset, seed) with
 today's defaults; its per-feature decades are cached (``--cache``) and every variant is scored from
 them without retraining, so the variants differ in the scoring only: the bench's dev split
 (AUC-PR, VUS-PR, point F1 of the detector's own threshold and hysteresis) and NAB's halves
@@ -53,7 +56,9 @@ VARIANTS = {
     "no-spread": (None, (3,)),
     "point-only": (None, (1, 2, 3)),
     # The rule on one window-level feature only (third item: the features it applies to).
-    "echo.5-window": (0.5, (), (1,)),
+    "echo.5-window": (0.5, (), (1,)),  # = the detector's echo_keep=0.5
+    "echo0-window": (0.0, (), (1,)),  # = echo_keep=0
+    "echo.25-window": (0.25, (), (1,)),
     "echo.5-spread": (0.5, (), (3,)),
     "echo0-spread": (0.0, (), (3,)),
     "echo.75": (0.75, ()),

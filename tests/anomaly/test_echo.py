@@ -1,9 +1,9 @@
-"""The echo rule (``echo_keep``): window-level tests that only echo an earlier point's score.
+"""The echo rule (``echo_keep``): a window RMS error that only echoes an earlier point's score.
 
-After one extreme point every window that still holds it has a large RMS error (and spread), so
-without the rule the points after a spike score as high as the spike. With ``echo_keep < 1`` a
-window-level test at ``t`` that does not exceed the point-level score of one of the window's
-earlier points is scaled by ``echo_keep``. Checked against a plain Python loop over the points,
+After one extreme point every window that still holds it has a large RMS error, so without the
+rule the points after a spike score as high as the spike. With ``echo_keep < 1`` the window RMS
+test at ``t``, where it does not exceed the point-level score of one of the window's earlier
+points, is scaled by ``echo_keep``. Checked against a plain Python loop over the points,
 on a detector (batch, stream, ``with_scoring``, adaptation, a checkpoint), and as a setting.
 """
 
@@ -30,10 +30,9 @@ def series(n=400, seed=0):
     return np.sin(np.arange(n) / 4) + 0.05 * rng.normal(size=n)
 
 
-def loop_reference(decades, window_level, keep, window, before):
+def loop_reference(decades, point_level, echoing, keep, window, before):
     """The rule written point by point: decades [N, F, C] of modelled channels -> scores [N]."""
     n, f, c = decades.shape
-    point_tests = int((~window_level).sum()) * c
     history = list(before)
     out = []
     for t in range(n):
@@ -41,10 +40,11 @@ def loop_reference(decades, window_level, keep, window, before):
         prior = max(history[-(window - 1) :], default=0.0) if window > 1 else 0.0
         for j in range(f):
             for ch in range(c):
-                if window_level[j] and d[j, ch] <= prior:
+                if echoing[j] and d[j, ch] <= prior:
                     d[j, ch] *= keep
         out.append(float(sidak(np.array([d.max()]), f * c)[0]))
-        history.append(float(sidak(np.array([decades[t][~window_level].max()]), point_tests)[0]))
+        own = decades[t][point_level].max()
+        history.append(float(sidak(np.array([own]), int(point_level.sum()) * c)[0]))
     return np.array(out)
 
 
@@ -53,16 +53,19 @@ def loop_reference(decades, window_level, keep, window, before):
 def test_echo_rule_matches_a_point_by_point_loop(keep, before):
     rng = np.random.default_rng(3)
     cal = fit_calibration(
-        rng.normal(size=(3000, 3, 2)), rng.normal(size=(3000, 2)), tail_quantile=0.95
+        rng.normal(size=(3000, 4, 2)), rng.normal(size=(3000, 2)), tail_quantile=0.95
     )
-    features = rng.normal(size=(120, 3, 2))
+    features = rng.normal(size=(120, 4, 2))
     features[[10, 50, 51]] *= 6.0  # a few large errors, whose windows then echo them
     features[11:20, 1] = 5.0  # window-level evidence just after a point
-    level = np.array([False, True, False])
-    rule = Echo(keep, 5, level, np.array(before))
+    features[11:20, 3] = 5.0  # and a window-level test the rule leaves alone (the spread)
+    point = np.array([True, False, True, False])  # newest point, window, forecast, spread
+    echoing = np.array([False, True, False, False])
+    rule = Echo(keep, 5, point, echoing, np.array(before))
     got, _ = score_features(cal, features, np.zeros((120, 2)), echo=rule)
-    want = loop_reference(feature_decades(cal, features), level, keep, 5, before)
+    want = loop_reference(feature_decades(cal, features), point, echoing, keep, 5, before)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert np.all(got[11:20] >= sidak(feature_decades(cal, features)[11:20, 3].max(axis=1), 8))
 
 
 def test_keep_one_is_the_plain_score():
@@ -70,7 +73,8 @@ def test_keep_one_is_the_plain_score():
     cal = fit_calibration(rng.normal(size=(500, 2, 1)), np.zeros((500, 1)), tail_quantile=0.95)
     f = rng.normal(size=(50, 2, 1)) * 4
     plain, _ = score_features(cal, f, np.zeros((50, 1)))
-    same, _ = score_features(cal, f, np.zeros((50, 1)), echo=Echo(1.0, 8, np.array([False, True])))
+    rule = Echo(1.0, 8, np.array([True, False]), np.array([False, True]))
+    same, _ = score_features(cal, f, np.zeros((50, 1)), echo=rule)
     np.testing.assert_array_equal(plain, same)
 
 
@@ -84,7 +88,9 @@ def spiked():
 
 def test_a_spike_keeps_its_score_and_its_echo_is_dropped(spiked):
     x, test = spiked
-    plain = GRUAutoencoderDetector(**SMALL).fit(x[:300])
+    # Without the spread feature, whose own echo (the spike widens each window's spread) the
+    # rule leaves alone, the window RMS error is the only window-level test.
+    plain = GRUAutoencoderDetector(**SMALL, spread_error=False).fit(x[:300])
     echo = plain.with_scoring(echo_keep=0.0)
     s_plain, s_echo = plain.score(test), echo.score(test)
     assert s_echo[40] == pytest.approx(s_plain[40])  # no earlier point explains the spike

@@ -467,29 +467,32 @@ class GRUAutoencoderDetector(BaseEstimator):
             return features
         return np.concatenate([features[:, b * c : (b + 1) * c] for b in used], axis=1)
 
-    def _window_level(self) -> np.ndarray:
-        """Which used features are window-level ``[F]`` (window RMS, spread): the echo rule's."""
+    def _used_named(self, *kinds: str) -> np.ndarray:
+        """Which used features ``[F]`` are of the named kinds (:meth:`_block_names`)."""
         names = self._block_names()
-        return np.array([names[b] in ("window", "spread") for b in self._used_blocks()])
+        return np.array([names[b] in kinds for b in self._used_blocks()])
 
     def _echo(self, before: np.ndarray | None) -> Echo | None:
         """The echo rule after the point-level scores ``before`` (None: the rule is off)."""
-        if self.echo_keep >= 1:
+        if self.echo_keep >= 1 or not self._used_named("window").any():
             return None
         return Echo(
             float(self.echo_keep),
             self.config.model.window,
-            self._window_level(),
-            np.zeros(0) if before is None else before,
+            point_level=self._used_named("point", "forecast"),
+            echoing=self._used_named("window"),
+            before=np.zeros(0) if before is None else before,
         )
 
     def _echo_tail(self, cal: Calibration, features: np.ndarray, before=None) -> np.ndarray:
         """Point-level scores of the last ``window - 1`` rows (after ``before``), for the echo rule."""
-        if self.echo_keep >= 1:
+        if self._echo(None) is None:
             return np.zeros(0)
         lag = self.config.model.window - 1
         recent = features[max(features.shape[0] - lag, 0) :]
-        point = point_scores(cal, split_features(recent, self.n_features_), self._window_level())
+        point = point_scores(
+            cal, split_features(recent, self.n_features_), self._used_named("point", "forecast")
+        )
         joined = point if before is None else np.concatenate([before, point])
         return joined[max(joined.shape[0] - lag, 0) :]
 

@@ -19,12 +19,13 @@ error; with a forecasting head, a third: the newest point's signed one-step fore
    channel's own score (for attribution) combines its features the same way. Channels that were
    constant in training carry no model of their variation and are left out (a mode flag or a
    command bit changing is not by itself an anomaly) unless every channel was constant.
-4. Optionally the **echo rule** (:class:`Echo`): a window-level test (the window's RMS error, its
-   spread) at point ``t`` that does not exceed the point-level score (newest-point and forecast
-   errors) of one of the window's earlier points is an echo of that point, which was scored
-   already: its decades are multiplied by ``keep``. After one extreme point every window that
-   holds it has a large RMS error for a whole window, so without the rule the points after a
-   spike score as high as the spike.
+4. Optionally the **echo rule** (:class:`Echo`): the window RMS error at point ``t``, where it
+   does not exceed the point-level score (newest-point and forecast errors) of one of the
+   window's earlier points, is an echo of that point, which was scored already: its decades are
+   multiplied by ``keep``. After one extreme point every window that holds it has a large RMS
+   error for a whole window, so without the rule the points after a spike score as high as the
+   spike. (The spread, the other window-level test, is left alone: its echo changed nothing on
+   the dev benchmark and cost NAB; docs/nab_tuning.md, session 8.)
 5. Optionally the **range rule**: a value beyond the training range by more than
    ``range_margin`` of that range scores at least :data:`RANGE_DECADES`.
 
@@ -212,16 +213,19 @@ class Echo:
     """The echo rule's settings for one call of :func:`score_features`.
 
     Attributes:
-        keep: Factor on the decades of a window-level test that echoes an earlier point.
+        keep: Factor on the decades of a test that echoes an earlier point.
         window: Points of a window: a test at ``t`` looks back at ``t - window + 1 .. t - 1``.
-        window_level: Which features are window-level ``[F]`` (the others are point-level).
+        point_level: Which features ``[F]`` make a point's own score (newest-point and forecast
+            errors), the score an echo is compared with.
+        echoing: Which features ``[F]`` may echo an earlier point (the window RMS error).
         before: Point-level scores of the points before the first row (the latest last), as
             :func:`point_scores` gives them; missing ones count as 0.
     """
 
     keep: float
     window: int
-    window_level: np.ndarray
+    point_level: np.ndarray
+    echoing: np.ndarray
     before: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
 
@@ -234,14 +238,14 @@ def _valid_decades(cal: Calibration, features: np.ndarray) -> tuple[np.ndarray, 
     return valid, feature_decades(cal, features if valid.all() else features[valid])
 
 
-def _point_level(cal: Calibration, decades: np.ndarray, window_level: np.ndarray) -> np.ndarray:
-    """Šidák-combined point-level score of decades ``[n, F, C]``."""
-    point = ~np.asarray(window_level, bool)
+def _point_level(cal: Calibration, decades: np.ndarray, point_level: np.ndarray) -> np.ndarray:
+    """Šidák-combined score of the point-level features of decades ``[n, F, C]``."""
+    point = np.asarray(point_level, bool)
     tests = int(point.sum()) * max(int(np.sum(cal.modelled)), 1)
     return sidak(decades[:, point].max(axis=(1, 2), initial=0.0), tests)
 
 
-def point_scores(cal: Calibration, features: np.ndarray, window_level: np.ndarray) -> np.ndarray:
+def point_scores(cal: Calibration, features: np.ndarray, point_level: np.ndarray) -> np.ndarray:
     """The point-level score ``[N]`` of error features ``[N, F, C]`` (rows without a window: 0).
 
     What the echo rule compares a window-level test with (:class:`Echo`).
@@ -249,24 +253,24 @@ def point_scores(cal: Calibration, features: np.ndarray, window_level: np.ndarra
     features = np.asarray(features, np.float64)
     valid, decades = _valid_decades(cal, features)
     out = np.zeros(features.shape[0])
-    out[valid] = _point_level(cal, decades, window_level)
+    out[valid] = _point_level(cal, decades, point_level)
     return out
 
 
 def _apply_echo(cal: Calibration, decades: np.ndarray, valid: np.ndarray, echo: Echo) -> np.ndarray:
-    """Decades ``[n_valid, F, C]`` with the echoing window-level tests scaled by ``echo.keep``."""
+    """Decades ``[n_valid, F, C]`` with the echoing tests scaled by ``echo.keep``."""
     lag = echo.window - 1
     point = np.zeros(valid.shape[0])
-    point[valid] = _point_level(cal, decades, echo.window_level)
+    point[valid] = _point_level(cal, decades, echo.point_level)
     before = np.asarray(echo.before, np.float64)[-lag:] if lag else np.zeros(0)
     history = np.concatenate([np.zeros(lag - before.shape[0]), before, point])
     prior = np.zeros(valid.shape[0])  # the largest point-level score of the lag points before
     for k in range(1, lag + 1):
         prior = np.maximum(prior, history[lag - k : lag - k + valid.shape[0]])
-    wl = np.asarray(echo.window_level, bool)
+    which = np.asarray(echo.echoing, bool)
     out = decades.copy()
-    echoing = out[:, wl] <= prior[valid][:, None, None]
-    out[:, wl] = np.where(echoing, echo.keep * out[:, wl], out[:, wl])
+    echoes = out[:, which] <= prior[valid][:, None, None]
+    out[:, which] = np.where(echoes, echo.keep * out[:, which], out[:, which])
     return out
 
 
@@ -313,7 +317,8 @@ def score_features(
         >>> cal = fit_calibration(np.random.default_rng(0).normal(size=(2000, 2, 1)),
         ...                       np.zeros((2000, 1)), tail_quantile=0.95)
         >>> f = np.zeros((4, 2, 1)); f[1] = 9.0; f[2:, 1] = 9.0  # a spike, then its echo
-        >>> rule = Echo(keep=0.0, window=4, window_level=np.array([False, True]))
+        >>> point, window = np.array([True, False]), np.array([False, True])
+        >>> rule = Echo(keep=0.0, window=4, point_level=point, echoing=window)
         >>> plain, _ = score_features(cal, f, np.zeros((4, 1)))
         >>> echoed, _ = score_features(cal, f, np.zeros((4, 1)), echo=rule)
         >>> bool(plain[1] == echoed[1]), bool(plain[3] > 3), bool(echoed[3] < 0.01)
@@ -325,7 +330,7 @@ def score_features(
     scores = np.zeros(n, np.float64)
     valid, decades = _valid_decades(cal, features)
     if valid.any():
-        if echo is not None and echo.keep < 1 and np.any(echo.window_level):
+        if echo is not None and echo.keep < 1 and np.any(echo.echoing):
             decades = _apply_echo(cal, decades, valid, echo)
         for c in range(n_channels):
             channels[valid, c] = sidak(decades[:, :, c].max(axis=1), n_features)
