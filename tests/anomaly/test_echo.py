@@ -139,3 +139,36 @@ def test_the_setting_survives_a_checkpoint(spiked, tmp_path):
 def test_echo_keep_is_checked(bad):
     with pytest.raises(ConfigError, match="echo_keep must lie in \\[0, 1\\]"):
         DetectorConfig.from_flat(echo_keep=bad)
+
+
+@pytest.mark.parametrize("command", [["nab", "run"], ["bench"]])
+def test_nab_run_and_bench_offer_the_echo_rule(command, tmp_path, capsys):
+    from h0._cli import main
+
+    where = ["--nab" if command[0] == "nab" else "--root", str(tmp_path)]
+    out = ["--out", str(tmp_path / "out")]
+    assert main([*command, "--echo-keep", "1.5", *out, *where]) == 2
+    assert "--echo-keep: echo_keep must lie in [0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_bench_harness_scores_with_the_echo_rule(spiked):
+    from h0.evaluate import _bench
+
+    x, test = spiked
+    labels = np.zeros(len(test), np.int8)
+    labels[40] = 1
+    ds = _bench._devdata.Dataset(
+        "toy/spike", "toy", "dev", x[:300, None], test[:, None], labels, "prefix"
+    )
+    # Without the spread feature, as above: the window RMS is the only window-level test.
+    settings = {k: v for k, v in SMALL.items() if k != "seed"} | {"spread_error": False}
+    rows = {
+        keep: _bench.evaluate(
+            ds, _bench.make_detector("h0", 2, h0_options={**settings, "echo_keep": keep})
+        )
+        for keep in (1.0, 0.0)
+    }
+    direct = GRUAutoencoderDetector(**settings, seed=2, echo_keep=0.0).fit(x[:300]).score(test)
+    np.testing.assert_allclose(rows[0.0]["scores"], direct, rtol=1e-6, atol=1e-6)
+    assert rows[0.0]["point_f1"] > rows[1.0]["point_f1"]

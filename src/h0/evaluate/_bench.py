@@ -685,27 +685,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     from h0.anomaly import _config
 
-    _config.add_arguments(bench, only=ADAPTATION)
+    _config.add_arguments(bench, only=OFFERED)
     bench.set_defaults(func=_command)
     return bench
 
 
 #: The detector settings ``h0 bench`` and ``h0 nab run`` offer: online adaptation
-#: (``h0.anomaly._adapt``).
-ADAPTATION = (
+#: (``h0.anomaly._adapt``) and the echo rule (``h0.anomaly._scoring.Echo``), the settings whose
+#: measurements the tuning log reports.
+OFFERED = (
     "adapt_every",
     "adapt_history",
     "adapt_steps",
     "adapt_learning_rate",
     "adapt_calibration",
+    "echo_keep",
 )
 
 
 def _h0_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The adaptation settings given, validated (a bad one is a one-line usage error)."""
+    """The offered detector settings given, validated (a bad one is a one-line usage error)."""
     from h0.anomaly import _config
 
-    options = {k: v for k, v in _config.given(args).items() if k in ADAPTATION}
+    options = {k: v for k, v in _config.given(args).items() if k in OFFERED}
     try:
         _config.DetectorConfig.from_flat(**options)
     except _config.ConfigError as error:

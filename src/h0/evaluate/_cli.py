@@ -135,9 +135,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--limit", type=int, default=None, help="only the first N (chosen) series (default: all)"
     )
     from h0.anomaly import _config
-    from h0.evaluate._bench import ADAPTATION
+    from h0.evaluate._bench import OFFERED
 
-    _config.add_arguments(run, only=ADAPTATION)
+    _config.add_arguments(run, only=OFFERED)
     run.set_defaults(func=_run_command)
     return nab
 
