@@ -59,6 +59,7 @@ VARIANTS = {
     "echo.5-window": (0.5, (), (1,)),  # = the detector's echo_keep=0.5
     "echo0-window": (0.0, (), (1,)),  # = echo_keep=0
     "echo.25-window": (0.25, (), (1,)),
+    "echo.5-window-forecast": (0.5, (), (1, 2)),  # the forecast error echoes a spike too
     "echo.5-spread": (0.5, (), (3,)),
     "echo0-spread": (0.0, (), (3,)),
     "echo.75": (0.75, ()),
