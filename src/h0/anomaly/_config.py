@@ -326,9 +326,9 @@ class ScoringConfig(_Group):
     )
     echo_keep: float = setting(
         1.0,
-        "echo rule: a window-level test (window RMS, spread) that does not exceed the "
-        "point-level score of one of the window's earlier points echoes that point; its decades "
-        "are multiplied by this (1: off, 0: dropped)",
+        "echo rule: where the window RMS error does not exceed the point-level score of one of "
+        "the window's earlier points it echoes that point; its decades are multiplied by this "
+        "(1: off, 0: dropped)",
         check=interval(0, 1, closed_low=True, closed_high=True),
     )
     tail_quantile: float = setting(
