@@ -331,6 +331,14 @@ class ScoringConfig(_Group):
         "(1: off, 0: dropped)",
         check=interval(0, 1, closed_low=True, closed_high=True),
     )
+    robust_history: bool = setting(
+        False,
+        "robust history: a point whose point-level score reaches the default threshold, with no "
+        "replaced point in the window before it, is read as its one-step forecast by the "
+        "windows after it, so an isolated outlier disturbs neither their errors nor the "
+        "forecasts made after it (needs the forecasting head)",
+        check=boolean,
+    )
     tail_quantile: float = setting(
         0.95,
         "calibration: beyond this quantile of the calibration errors the tail is exponential",
@@ -455,6 +463,17 @@ class DetectorConfig:
                 "adapt_history",
                 f"adapt_history={history} must exceed window={window}: adaptation trains on the "
                 "windows of the latest adapt_history points.",
+            )
+        if self.scoring.robust_history and not self.model.forecast_horizon:
+            raise ConfigError(
+                "robust_history",
+                "robust_history replaces a point by its one-step forecast: it needs the "
+                "forecasting head (forecast_horizon >= 1).",
+            )
+        if self.scoring.robust_history and self.training.adapts:
+            raise ConfigError(
+                "robust_history",
+                "robust_history does not combine with online adaptation (adapt_every > 0).",
             )
         if self.model.forecast_horizon > reconstructed - 1:
             raise ConfigError(

@@ -404,6 +404,10 @@ class GRUAutoencoderDetector(BaseEstimator):
             )
             floor = -math.log10(max(1 - q, 1e-300))
             self.threshold_ = max(float(np.quantile(pooled, q)), floor)
+        # Robust history replaces points from the default threshold on, whatever the alarm
+        # settings, so that the score does not depend on them.
+        q = _config.defaults()["threshold_quantile"]
+        self._robust_cutoff = max(float(np.quantile(pooled, q)), -math.log10(1 - q))
         rule = self.alarm_rule_
         self._alarm_states = [decide(rule, s)[3] for s in self.series_decision_scores_]
 
@@ -495,6 +499,57 @@ class GRUAutoencoderDetector(BaseEstimator):
         )
         joined = point if before is None else np.concatenate([before, point])
         return joined[max(joined.shape[0] - lag, 0) :]
+
+    def _point_level_of(self, series: int, features: np.ndarray) -> np.ndarray:
+        """Point-level scores (newest-point and forecast errors) of all-block feature rows."""
+        return point_scores(
+            self.calibrations_[series],
+            split_features(self._select(features), self.n_features_),
+            self._used_named("point", "forecast"),
+        )
+
+    def _replacement(self, features: np.ndarray, point: float, since: int) -> np.ndarray | None:
+        """Robust history: the forecast to read instead of a point (standardised), or None.
+
+        ``features`` is the point's row of all error features, ``point`` its point-level score,
+        ``since`` the points since the last replacement (a point is replaced only if no point of
+        the ``span - 1`` before it was).
+        """
+        if point < self._robust_cutoff or since < self.config.model.span:
+            return None
+        c = self.n_features_
+        b = self._block_names().index("forecast")
+        return features[b * c : (b + 1) * c]  # the newest point minus its forecast
+
+    def _robust(
+        self, windows: np.ndarray, features: np.ndarray, series: int, mesh: Mesh | None
+    ) -> np.ndarray:
+        """All-block features ``[n, B * C]`` of ``windows`` with robust history (in order).
+
+        A replaced point changes only the ``span - 1`` later windows that hold it: those are
+        scored again, from the modified points.
+        """
+        span = self.config.model.span
+        n = windows.shape[0]
+        # The points of all windows, row p + span - 1 the newest point of window p.
+        points = np.concatenate([windows[0], windows[1:, -1]]) if n else windows[:0, 0]
+        points = np.array(points, np.float32)
+        features = np.array(features)
+        point = self._point_level_of(series, features)
+        since = span  # no replacement in training
+        for t in range(n):
+            ahead = self._replacement(features[t], point[t], since)
+            if ahead is None:
+                since += 1
+                continue
+            since = 1
+            points[t + span - 1] -= ahead.astype(np.float32)
+            stop = min(t + span, n)
+            if stop > t + 1:  # the later windows that hold point t
+                rows = windows_of(points[t + 1 : stop + span - 1], span)
+                features[t + 1 : stop] = self._features(rows, series, mesh)
+                point[t + 1 : stop] = self._point_level_of(series, features[t + 1 : stop])
+        return features
 
     def _score_features(
         self,
@@ -624,7 +679,11 @@ class GRUAutoencoderDetector(BaseEstimator):
             return score_adaptively(self, values, series, mesh)[:2]
         # Each series' windows are views of its points; the network reads them chunk by chunk,
         # so a fleet never holds a copy of all its windows (window x the data).
-        features = self._select(self._features(self._continuation(values, series), series, mesh))
+        windows = self._continuation(values, series)
+        features = self._features(windows, series, mesh)
+        if self.robust_history:
+            features = self._robust(windows, features, series, mesh)
+        features = self._select(features)
         return self._score_features(
             self.calibrations_[series], features, values, self._echo_tails[series]
         )
@@ -935,6 +994,7 @@ class DetectorStream:
         self._buffer = np.array(detector._tails[series], np.float32)
         self._state = detector._alarm_states[series].copy()
         self._echo = detector._echo_tails[series]
+        self._since = detector.config.model.span  # points since robust history's last replacement
         self._rule = detector.alarm_rule_
         self._residual_fn = detector._residual_fn()
         self._ids = jnp.full((1,), series, jnp.int32)
@@ -950,11 +1010,17 @@ class DetectorStream:
                 f"value must be {det.n_features_} finite number(s); got {np.asarray(value)!r}."
             )
         window = np.concatenate([self._buffer, det._standardize(v[None], self._series)])
-        self._buffer = window[1:]
         blocks = self._residual_fn(det.params_, window[None], self._ids)
-        features = det._select(np.concatenate([np.asarray(b) for b in blocks], 1))
+        raw = np.concatenate([np.asarray(b) for b in blocks], 1).astype(np.float64)
+        if det.robust_history:
+            point = det._point_level_of(self._series, raw)[0]
+            ahead = det._replacement(raw[0], point, self._since)
+            self._since = self._since + 1 if ahead is None else 1
+            if ahead is not None:  # the later windows read the point's forecast
+                window[-1] -= ahead.astype(np.float32)
+        self._buffer = window[1:]
+        features = det._select(raw)
         cal = det.calibrations_[self._series]
-        features = features.astype(np.float64)
         scores, channels = det._score_features(cal, features, v[None], self._echo)
         self._echo = det._echo_tail(cal, features, self._echo)
         channel = None if det.n_features_ < 2 else int(np.argmax(channels[0]))

@@ -1,0 +1,100 @@
+"""Robust history (``robust_history``): an isolated outlier is read as its forecast afterwards.
+
+Once a point's point-level score (newest-point and forecast errors) reaches the default
+threshold, and no point of the window before it was replaced, the windows after it read its
+one-step forecast instead of its value: neither their RMS errors nor the forecasts made after it
+are disturbed by it. Checked on a spike (batch, stream, a point-by-point reference), against the
+alarm settings, and as a setting.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from h0.anomaly import DetectorConfig, GRUAutoencoderDetector
+from h0.anomaly._config import ConfigError
+from h0.anomaly._detector import windows_of
+
+SMALL = dict(window=8, hidden=8, epochs=3, batch_size=16, seed=2)
+
+
+@pytest.fixture(scope="module")
+def spiked():
+    rng = np.random.default_rng(0)
+    x = np.sin(np.arange(400) / 4) + 0.05 * rng.normal(size=400)
+    test = x[300:].copy()
+    test[40] += 4.0
+    test[44] += 3.0  # within a window of the first: not replaced
+    test[70] -= 4.0
+    plain = GRUAutoencoderDetector(**SMALL).fit(x[:300])
+    return test, plain, plain.with_scoring(robust_history=True)
+
+
+def reference(det, test):
+    """The rule point by point: each window from scratch, on the points as replaced so far."""
+    span = det.config.model.span
+    points = np.concatenate([det._tails[0], det._standardize(test[:, None], 0)])
+    rows, since = [], span
+    for t in range(len(test)):
+        raw = det._features(points[t : t + span][None], 0)
+        rows.append(raw[0])
+        point = det._point_level_of(0, raw)[0]
+        ahead = det._replacement(raw[0], point, since)
+        since = since + 1 if ahead is None else 1
+        if ahead is not None:
+            points[t + span - 1] -= ahead.astype(np.float32)
+    features = det._select(np.array(rows))
+    return det._score_features(det.calibrations_[0], features, test[:, None])[0]
+
+
+def test_batch_equals_a_point_by_point_reference_and_the_stream(spiked):
+    test, _, robust = spiked
+    batch = robust.score(test)
+    np.testing.assert_allclose(batch, reference(robust, test), rtol=1e-6, atol=1e-6)
+    stream = robust.stream()
+    np.testing.assert_allclose([stream.update(v) for v in test], batch, rtol=1e-6, atol=1e-6)
+
+
+def test_a_spike_keeps_its_score_and_stops_disturbing_the_next_windows(spiked):
+    test, plain, robust = spiked
+    s_plain, s_robust = plain.score(test), robust.score(test)
+    np.testing.assert_array_equal(s_robust[:41], s_plain[:41])  # up to the spike: the same
+    after = slice(41, 44)  # windows that hold the first spike only
+    assert np.all(s_robust[after] < s_plain[after])
+    assert robust.predict(test)[after].sum() < plain.predict(test)[after].sum()
+    assert int(np.argmax(s_robust)) in (40, 70)
+
+
+def test_the_score_does_not_depend_on_the_alarm_settings(spiked):
+    test, _, robust = spiked
+    other = robust.with_scoring(threshold_quantile=0.9, hysteresis=1.0)
+    np.testing.assert_array_equal(other.score(test), robust.score(test))
+    assert other.threshold_ != robust.threshold_
+
+
+def test_windows_of_the_reference_are_the_detectors(spiked):
+    test, _, robust = spiked
+    span = robust.config.model.span
+    joined = np.concatenate([robust._tails[0], robust._standardize(test[:, None], 0)])
+    np.testing.assert_array_equal(windows_of(joined, span), robust._continuation(test[:, None], 0))
+
+
+def test_the_setting_survives_a_checkpoint(spiked, tmp_path):
+    test, _, robust = spiked
+    back = GRUAutoencoderDetector.load(robust.save(tmp_path / "model"))
+    assert back.robust_history is True
+    np.testing.assert_allclose(back.score(test), robust.score(test), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"forecast_horizon": 0}, "needs the forecasting head"),
+        ({"adapt_every": 100, "adapt_history": 400}, "does not combine with online adaptation"),
+    ],
+)
+def test_robust_history_is_checked(settings, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        DetectorConfig.from_flat(robust_history=True, **settings)
+    assert error.value.field == "robust_history"
