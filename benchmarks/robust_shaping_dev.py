@@ -43,7 +43,7 @@ def dense_scores(seed: int, corpus, cache: Path) -> dict[str, np.ndarray]:
     out = {}
     for r, det, v, e in zip(files, dets, values, ends, strict=True):
         out[f"base/{r}"] = np.concatenate([det.decision_scores_, det.score(v[e:])])
-        out[f"robust/{r}"] = np.concatenate([det.decision_scores_, robust_scores(det, v[e:])[0]])
+        out[f"robust/{r}"] = np.concatenate([det.decision_scores_, robust_scores(det, v[e:])])
     cache_npz(path, out)
     return out
 
