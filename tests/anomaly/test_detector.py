@@ -305,6 +305,28 @@ def test_fit_score_is_training_scores_then_continuation(fitted):
         other.fit_score(x, train_size=360)
 
 
+def test_a_channel_constant_in_training_moves_nothing(tmp_path):
+    # A set point constant in training that moves in the test part: it is neither scored nor shown
+    # to the network, so the scores equal those of the test part where it stayed put (batch, a
+    # saved copy, the stream), and the other channels' anomalies are still found.
+    x = np.c_[sine(360, channels=2), np.full(360, 5.0)]
+    det = GRUAutoencoderDetector(**SMALL).fit(x[:240])
+    assert det.modelled_.tolist() == [[True, True, False]]
+    moved = x[240:].copy()
+    moved[30:, 2] = 25.0
+    moved[80, 0] += 3.0
+    still = moved.copy()
+    still[:, 2] = 5.0
+    scores = det.score(moved)
+    np.testing.assert_array_equal(scores, det.score(still))
+    assert int(np.argmax(scores)) == 80
+    det.save(tmp_path / "m")
+    np.testing.assert_array_equal(GRUAutoencoderDetector.load(tmp_path / "m").score(moved), scores)
+    stream = det.stream()
+    streamed = np.array([stream.update(v) for v in moved])
+    np.testing.assert_allclose(streamed, scores, rtol=1e-5, atol=1e-6)
+
+
 def test_constant_training_part_still_scores_a_later_change():
     x = np.r_[np.full(200, 3.0), np.full(40, 3.0), np.full(20, 4.0)]
     det = GRUAutoencoderDetector(**SMALL).fit(x[:200])

@@ -18,7 +18,8 @@ error; with a forecasting head, a third: the newest point's signed one-step fore
    Mahalanobis distance over all channels would be) and the scale does not grow with ``K``; a
    channel's own score (for attribution) combines its features the same way. Channels that were
    constant in training carry no model of their variation and are left out (a mode flag or a
-   command bit changing is not by itself an anomaly) unless every channel was constant.
+   command bit changing is not by itself an anomaly) unless every channel was constant
+   (:func:`modelled_channels`; the network's input holds them at their training value too).
 4. Optionally the **echo rule** (:class:`Echo`): the window RMS error at point ``t``, where it
    does not exceed the point-level score (newest-point and forecast errors) of one of the
    window's earlier points, is an echo of that point, which was scored already: its decades are
@@ -126,6 +127,25 @@ def magnitudes(
     return out
 
 
+def modelled_channels(values: np.ndarray) -> np.ndarray:
+    """Which channels of the training values ``[T, C]`` the detector models ``[C]`` (bool).
+
+    A channel that was constant in training (a mode flag, a command bit, a set point) carries no
+    model of its variation: it is neither scored nor shown to the network, so its later changes are
+    not by themselves anomalies and do not disturb the other channels' errors. When every channel
+    was constant, all are modelled (any change is new).
+
+    Example:
+        >>> modelled_channels(np.array([[0.0, 1.0], [0.0, 2.0]])).tolist()
+        [False, True]
+        >>> modelled_channels(np.zeros((3, 2))).tolist()
+        [True, True]
+    """
+    values = np.asarray(values)
+    modelled = values.max(axis=0) > values.min(axis=0)
+    return modelled if modelled.any() else np.ones_like(modelled)
+
+
 def fit_calibration(
     features: np.ndarray,
     values: np.ndarray,
@@ -168,9 +188,7 @@ def fit_calibration(
     tail_scale = np.maximum(tail_scale, 1e-3 * np.maximum(start, 1.0))
     mass = np.maximum(count / max(n, 1), 1.0 / (n + 1))
     low, high = values.min(axis=0), values.max(axis=0)
-    modelled = high > low
-    if not modelled.any():  # every channel constant: score them all (any change is new)
-        modelled = np.ones_like(modelled)
+    modelled = modelled_channels(values)
     return Calibration(
         center=center,
         scale=scale,
