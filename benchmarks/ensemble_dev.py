@@ -58,8 +58,12 @@ def nab_halves(dense: dict[str, np.ndarray], corpus) -> dict[str, float]:
     return out
 
 
-def compute(seed: int, corpus, cache: Path) -> dict[str, np.ndarray]:
-    """Dense scores of one seed (bench dev test parts, NAB whole series), cached."""
+def compute(seed: int, corpus, cache: Path, options: dict | None = None) -> dict[str, np.ndarray]:
+    """Dense scores of one seed (bench dev test parts, NAB whole series), cached.
+
+    ``options``: detector settings other than today's defaults (the cache is then per setting).
+    """
+    options = dict(options or {})
     path = cache / f"seed{seed}.npz"
     if path.exists():
         with np.load(path) as f:
@@ -68,10 +72,11 @@ def compute(seed: int, corpus, cache: Path) -> dict[str, np.ndarray]:
     started = time.perf_counter()
     for ref in _bench.select(_bench.BenchConfig(split="dev", families=FAMILIES)):
         ds = ref.load()
-        det = _bench.make_detector("h0", seed)
+        det = _bench.make_detector("h0", seed, h0_options=options)
         det.fit(ds.train)
         out[f"bench/{ds.name}"] = np.asarray(det.score(ds.test), np.float64)
-    by_variant = run_corpus(H0GRUScorer("learned", seed), corpus, one_program=True)
+    scorer = H0GRUScorer("learned", seed, options=tuple(sorted(options.items())))
+    by_variant = run_corpus(scorer, corpus, one_program=True)
     for r, dense in by_variant["dense"].items():
         out[f"nab/{r}"] = np.asarray(dense, np.float64)
     cache_npz(path, out)

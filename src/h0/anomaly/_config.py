@@ -312,6 +312,12 @@ class ScoringConfig(_Group):
         "network reconstructs and forecasts only too well",
         check=boolean,
     )
+    level_error: bool = setting(
+        False,
+        "also score each window's level (the mean of its values, per channel, both ways): a "
+        "channel that shifts while keeping its shape, which a network reconstructs as it is",
+        check=boolean,
+    )
     window_trim: int = setting(
         0,
         "the largest errors of each window left out of its RMS error, so that one extreme point "
@@ -424,7 +430,7 @@ def scoring_names() -> tuple[str, ...]:
         f.name
         for g, f in fields()
         if g in ("scoring", "alarms")
-        and f.name not in ("error_span", "window_trim", "spread_error")
+        and f.name not in ("error_span", "window_trim", "spread_error", "level_error")
     )
 
 

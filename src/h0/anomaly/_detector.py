@@ -425,7 +425,11 @@ class GRUAutoencoderDetector(BaseEstimator):
         """The jitted error features of this detector's network (:func:`make_residual_fn`)."""
         scoring = self.config.scoring
         return make_residual_fn(
-            self._model(), scoring.error_span, scoring.window_trim, scoring.spread_error
+            self._model(),
+            scoring.error_span,
+            scoring.window_trim,
+            scoring.spread_error,
+            scoring.level_error,
         )
 
     def _tail(self, z: np.ndarray) -> np.ndarray:
@@ -448,6 +452,8 @@ class GRUAutoencoderDetector(BaseEstimator):
             names.append("forecast")
         if self.config.scoring.spread_error:
             names.append("spread")
+        if self.config.scoring.level_error:
+            names.append("level")
         return names
 
     def _blocks(self) -> int:
@@ -460,8 +466,7 @@ class GRUAutoencoderDetector(BaseEstimator):
         used = [0, 1] if self.window_error else [0]
         if "forecast" in names and self.forecast_error:
             used.append(names.index("forecast"))
-        if "spread" in names:
-            used.append(names.index("spread"))
+        used += [names.index(n) for n in ("spread", "level") if n in names]
         return used
 
     def _one_sided(self) -> np.ndarray | None:

@@ -104,7 +104,7 @@ SPREAD_FLOOR = 1e-3
 
 @functools.lru_cache(maxsize=32)
 def make_residual_fn(
-    model: EncDecAD, span: int, trim: int = 0, spread: bool = False
+    model: EncDecAD, span: int, trim: int = 0, spread: bool = False, level: bool = False
 ) -> Callable[..., Any]:
     """Return a jitted ``residuals(params, windows[b, t, c], ids[b]) -> (recent[b, c], whole[b, c])``.
 
@@ -115,7 +115,8 @@ def make_residual_fn(
     forecasting head a third array, ``ahead[b, c]``: the newest point minus its one-step forecast
     from the encoder's state after the point before it (which has not read the newest point).
     With ``spread``, last, ``spread[b, c]``: the log standard deviation of the reconstructed
-    window's values (not errors), floored at :data:`SPREAD_FLOOR`.
+    window's values (not errors), floored at :data:`SPREAD_FLOOR`. With ``level``, last, its
+    mean ``level[b, c]``.
     """
 
     def residuals(params: PyTree, windows: Array, ids: Array) -> tuple[Array, ...]:
@@ -132,9 +133,11 @@ def make_residual_fn(
         out = (recent, whole)
         if forecast is not None:
             out = (*out, windows[:, -1] - forecast[:, -2, 0])
+        values = windows[:, windows.shape[1] - reconstruction.shape[1] :]
         if spread:
-            values = windows[:, windows.shape[1] - reconstruction.shape[1] :]
             out = (*out, jnp.log(jnp.std(values, axis=1) + SPREAD_FLOOR))
+        if level:
+            out = (*out, jnp.mean(values, axis=1))
         return out
 
     return jax.jit(residuals)
