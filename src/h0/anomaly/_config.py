@@ -345,6 +345,14 @@ class ScoringConfig(_Group):
         "forecasts made after it (needs the forecasting head)",
         check=boolean,
     )
+    calibration_cutoff: float | None = setting(
+        None,
+        "robust calibration: training points that score at least this many decades under a "
+        "first calibration, and the windows that hold them, are left out of the calibration and "
+        "of the threshold's quantile, so an anomaly in the training part does not set the scale "
+        "later points are judged by (none: off)",
+        check=interval(1, 1e6, closed_low=True, optional=True),
+    )
     tail_quantile: float = setting(
         0.95,
         "calibration: beyond this quantile of the calibration errors the tail is exponential",

@@ -43,6 +43,7 @@ from h0.anomaly._reportdata import Event
 from h0.anomaly._scoring import (
     Calibration,
     Echo,
+    clean_rows,
     fit_calibration,
     modelled_channels,
     point_scores,
@@ -143,6 +144,8 @@ class GRUAutoencoderDetector(BaseEstimator):
         mean_: Mean of each training series' values ``[n_series, C]`` (each series is standardised
             by its own training part).
         scale_: Their standard deviations ``[n_series, C]`` (1 for a constant channel).
+        calibration_kept_: Per training series, which calibration rows the calibration was
+            fitted on ``[N_i]`` (all, unless ``calibration_cutoff`` left some out).
         modelled_: Which channels each series' score and network model ``[n_series, C]``: those
             not constant in training (all, if every one was); the others are held at their
             training value at the network's input and left out of the score.
@@ -379,27 +382,36 @@ class GRUAutoencoderDetector(BaseEstimator):
         self._tails: list[np.ndarray] = []
         # The echo rule's point-level scores of the last window - 1 training points.
         self._echo_tails: list[np.ndarray] = []
-        reference = []
+        reference, clean_reference = [], []
+        cutoff = cfg.scoring.calibration_cutoff
+        self.calibration_kept_: list[np.ndarray] = []
         for i, values in enumerate(self._train_values):
             features = self._select(self._train_features[i])
             usable = features[window - 1 :]
             held = self._held_out[i]
-            calibration_rows = usable[-held:] if held >= MIN_HELD_OUT else usable
-            cal = fit_calibration(
-                split_features(calibration_rows, self.n_features_),
-                values,
-                tail_quantile=cfg.scoring.tail_quantile,
-                one_sided=self._one_sided(),
-            )
+            rows = usable[-held:] if held >= MIN_HELD_OUT else usable
+            cal = self._fit_calibration(rows, values)
             scores, channel_scores = self._score_features(cal, features, values)
+            keep = np.ones(rows.shape[0], bool)
+            if cutoff is not None:
+                keep = clean_rows(scores[-rows.shape[0] :], cutoff, cfg.model.span)
+                if keep.all() or keep.sum() < min(MIN_HELD_OUT, rows.shape[0] // 2):
+                    keep[:] = True  # nothing to leave out, or too little would be left
+                else:
+                    cal = self._fit_calibration(rows[keep], values)
+                    scores, channel_scores = self._score_features(cal, features, values)
+            self.calibration_kept_.append(keep)
             self._echo_tails.append(self._echo_tail(cal, features))
             self._train_channel_scores.append(channel_scores)
             self.calibrations_.append(cal)
             self.series_decision_scores_.append(scores)
-            reference.append(scores[-len(calibration_rows) :])
+            reference.append(scores[-rows.shape[0] :])
+            clean_reference.append(reference[-1][keep])
             self._tails.append(self._tail(self._standardize(values, i)))
         self.decision_scores_ = np.concatenate(self.series_decision_scores_)
-        pooled = np.concatenate(reference)
+        # A given contamination is a share of all training points (PyOD's meaning); the default
+        # quantile rule reads the points the calibration kept.
+        pooled, clean = np.concatenate(reference), np.concatenate(clean_reference)
         alarms = cfg.alarms
         if alarms.threshold is not None:
             self.threshold_ = float(alarms.threshold)
@@ -407,19 +419,25 @@ class GRUAutoencoderDetector(BaseEstimator):
             # The quantile of the calibration points' scores, but at least what that quantile is
             # under the fitted error model (-log10(1 - q) decades): a few hundred calibration
             # points cannot resolve a 0.9999 quantile.
-            q = (
-                1 - alarms.contamination
-                if alarms.contamination is not None
-                else alarms.threshold_quantile
-            )
+            contamination = alarms.contamination is not None
+            q = 1 - alarms.contamination if contamination else alarms.threshold_quantile
             floor = -math.log10(max(1 - q, 1e-300))
-            self.threshold_ = max(float(np.quantile(pooled, q)), floor)
+            self.threshold_ = max(float(np.quantile(pooled if contamination else clean, q)), floor)
         # Robust history replaces points from the default threshold on, whatever the alarm
         # settings, so that the score does not depend on them.
-        q = _config.defaults()["threshold_quantile"]
-        self._robust_cutoff = max(float(np.quantile(pooled, q)), -math.log10(1 - q))
+        default_q = _config.defaults()["threshold_quantile"]
+        self._robust_cutoff = max(float(np.quantile(clean, default_q)), -math.log10(1 - default_q))
         rule = self.alarm_rule_
         self._alarm_states = [decide(rule, s)[3] for s in self.series_decision_scores_]
+
+    def _fit_calibration(self, rows: np.ndarray, values: np.ndarray) -> Calibration:
+        """The calibration of feature rows ``[N, F * C]`` of a training series ``values``."""
+        return fit_calibration(
+            split_features(rows, self.n_features_),
+            values,
+            tail_quantile=self.config.scoring.tail_quantile,
+            one_sided=self._one_sided(),
+        )
 
     def _residual_fn(self) -> Any:
         """The jitted error features of this detector's network (:func:`make_residual_fn`)."""

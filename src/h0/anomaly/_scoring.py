@@ -127,6 +127,22 @@ def magnitudes(
     return out
 
 
+def clean_rows(scores: np.ndarray, cutoff: float, span: int) -> np.ndarray:
+    """Which calibration rows ``[N]`` hold no point scoring at least ``cutoff`` (bool ``[N]``).
+
+    Row ``t`` is the window whose newest point is ``t``; it holds points ``t - span + 1 .. t``, so a
+    point that scores ``cutoff`` or more drops its own row and the ``span - 1`` after it (whose
+    window errors and forecasts it disturbs). The robust calibration refits on the rows kept.
+
+    Example:
+        >>> clean_rows(np.array([0.1, 9.0, 0.2, 0.3, 0.1]), 4.0, 2).tolist()
+        [True, False, False, True, True]
+    """
+    flagged = np.asarray(scores) >= cutoff
+    held = np.convolve(flagged.astype(np.int64), np.ones(span, np.int64))[: flagged.shape[0]]
+    return held == 0
+
+
 def modelled_channels(values: np.ndarray) -> np.ndarray:
     """Which channels of the training values ``[T, C]`` the detector models ``[C]`` (bool).
 
