@@ -71,6 +71,21 @@ def test_sort_and_fill_missing_resolve_problems_multivariate(tmp_path):
     assert scores["score"].idxmax() == 150
 
 
+def test_a_column_constant_in_training_is_named_in_a_note(tmp_path, capsys):
+    csv = tmp_path / "s.csv"
+    set_point = np.r_[np.full(120, 5.0), np.full(80, 50.0)]  # moves after training (100 rows)
+    write_series(csv, extra={"set_point": set_point})
+    out = tmp_path / "out"
+    argv = ["detect", str(csv), "--value-column", "value,set_point", "--out", str(out)]
+    assert main([*argv, *[a for a in FAST if a != "--quiet"], "--no-plot"]) == 0
+    err = capsys.readouterr().err
+    assert "s.csv: column 'set_point' constant in the training part: not scored" in err
+    report = json.loads((out / "anomalies.json").read_text())
+    assert report["settings"]["unmodelled_channels"] == ["set_point"]
+    scores = pd.read_csv(out / "scores.csv")
+    assert scores["score"].idxmax() == 150  # the spike on 'value', not the set point's move
+
+
 def test_series_without_time_column(tmp_path):
     csv = tmp_path / "plain.csv"
     v = np.sin(np.arange(200) / 5.0)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from h0._errors import UsageError
 from h0.anomaly import _config
-from h0.anomaly._io import train_rows
+from h0.anomaly._io import _names, train_rows
 
 _EPILOG = """\
 examples:
@@ -308,6 +308,15 @@ def run_detect(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     for run in runs:
         run.timings["load"] = loaded - started
+        unmodelled = run.settings["unmodelled_channels"]
+        if unmodelled and not args.quiet and not args.json:
+            print(
+                f"h0 detect: note: {run.name}: column{'s' * (len(unmodelled) > 1)} "
+                f"{_names(unmodelled)} constant in the "
+                "training part: not scored, and held at the training value for the network (a "
+                "later change there is not by itself an anomaly)",
+                file=sys.stderr,
+            )
     if args.save_model:
         detector.save(args.save_model)
 

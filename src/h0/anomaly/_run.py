@@ -209,6 +209,7 @@ def detect(
     rule = detector.alarm_rule_
     runs = []
     for i, (s, v) in enumerate(zip(fleet, values, strict=True)):
+        columns = _channel_names(s.columns, v.shape[1])
         scores = np.concatenate([detector.series_decision_scores_[i], rest[i][0]])
         channels = np.concatenate([detector._train_channel_scores[i], rest[i][1]])
         labels, onsets, events, _ = decide(rule, scores, None, channels)
@@ -217,7 +218,7 @@ def detect(
                 name=s.name,
                 times=s.times,
                 values=v,
-                columns=_channel_names(s.columns, v.shape[1]),
+                columns=columns,
                 n_train=s.train_size,
                 scores=scores,
                 channel_scores=channels,
@@ -231,6 +232,10 @@ def detect(
                     "points": int(v.shape[0]),
                     "train_points": int(s.train_size),
                     "threshold_used": round(float(detector.threshold_), 6),
+                    # Constant in training: neither scored nor shown to the network.
+                    "unmodelled_channels": [
+                        c for c, m in zip(columns, detector.modelled_[i], strict=True) if not m
+                    ],
                     **config.nested(),
                 },
                 timings={"fit": fitted - started, "score": scored - fitted},
