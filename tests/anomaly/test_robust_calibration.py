@@ -81,16 +81,6 @@ def test_clean_training_is_scored_exactly_as_without_it():
     assert robust.threshold_ == plain.threshold_
 
 
-def test_extremes_that_recur_before_the_calibration_part_are_kept():
-    # A spike in the trained-on part as well: such extremes are this series' normal.
-    train, test = series(30.0)
-    train[400] += 30.0
-    plain = GRUAutoencoderDetector(**SMALL).fit(train)
-    robust = plain.with_scoring(calibration_cutoff=4.0)
-    assert robust.calibration_kept_[0].all()
-    np.testing.assert_array_equal(robust.score(test), plain.score(test))
-
-
 def test_a_given_contamination_counts_every_training_point(contaminated):
     _, robust, _ = contaminated
     det = robust.with_scoring(contamination=0.002)

@@ -347,11 +347,10 @@ class ScoringConfig(_Group):
     )
     calibration_cutoff: float | None = setting(
         None,
-        "robust calibration: calibration points that score at least this many decades under a "
+        "robust calibration: training points that score at least this many decades under a "
         "first calibration, and the windows that hold them, are left out of the calibration and "
         "of the threshold's quantile, so an anomaly in the training part does not set the scale "
-        "later points are judged by; unless a training point before the calibration part "
-        "reaches it too (such extremes recur: the series' normal) (none: off)",
+        "later points are judged by (none: off)",
         check=interval(1, 1e6, closed_low=True, optional=True),
     )
     tail_quantile: float = setting(

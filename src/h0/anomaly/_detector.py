@@ -393,10 +393,7 @@ class GRUAutoencoderDetector(BaseEstimator):
             cal = self._fit_calibration(rows, values)
             scores, channel_scores = self._score_features(cal, features, values)
             keep = np.ones(rows.shape[0], bool)
-            # The training rows before the calibration part: if one of them reaches the cutoff
-            # too, such extremes recur in this series (a spiky series' normal) and none is left out.
-            fitted = scores[window - 1 : scores.shape[0] - rows.shape[0]]
-            if cutoff is not None and not (fitted >= cutoff).any():
+            if cutoff is not None:
                 keep = clean_rows(scores[-rows.shape[0] :], cutoff, cfg.model.span)
                 if keep.all() or keep.sum() < min(MIN_HELD_OUT, rows.shape[0] // 2):
                     keep[:] = True  # nothing to leave out, or too little would be left
