@@ -32,6 +32,16 @@ from h0.evaluate._nab import NabResults, load_corpus, score_corpus
 from h0.evaluate._run import H0GRUScorer, mean_vus_pr, read_values, run_corpus, subset
 
 FAMILIES = ("gutentag", "aeon")
+#: The summary metrics of :func:`evaluate`: bench dev means, NAB standard and dense VUS-PR per half.
+KEYS = (
+    "bench_auc_pr",
+    "bench_vus_pr",
+    "nab_dev",
+    "nab_test",
+    "nab_all",
+    "nab_vus_dev",
+    "nab_vus_all",
+)
 
 
 def cache_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -119,15 +129,7 @@ def main() -> None:
     corpus = load_corpus(Path(os.environ["H0_NAB_ROOT"]))
     per_seed = {s: compute(s, corpus, args.cache) for s in args.seeds}
     result: dict = {"benchmark": "ensemble_dev", "seeds": args.seeds, "rows": {}}
-    keys = (
-        "bench_auc_pr",
-        "bench_vus_pr",
-        "nab_dev",
-        "nab_test",
-        "nab_all",
-        "nab_vus_dev",
-        "nab_vus_all",
-    )
+    keys = KEYS
     for k in args.members:
         groups = [args.seeds[i : i + k] for i in range(0, len(args.seeds) - k + 1, k)]
         rows = []

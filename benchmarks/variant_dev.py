@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from ensemble_dev import FAMILIES, cache_npz, compute, evaluate
+from ensemble_dev import FAMILIES, KEYS, cache_npz, compute, evaluate
 
 from h0 import _compilecache
 from h0.anomaly import GRUAutoencoderDetector
@@ -40,16 +40,6 @@ from h0.anomaly._detector import fit_independent
 from h0.evaluate import _bench
 from h0.evaluate._nab import load_corpus, probation_length
 from h0.evaluate._run import read_values
-
-KEYS = (
-    "bench_auc_pr",
-    "bench_vus_pr",
-    "nab_dev",
-    "nab_test",
-    "nab_all",
-    "nab_vus_dev",
-    "nab_vus_all",
-)
 
 
 def rescored(seed: int, corpus, cache: Path, variants: dict[str, dict]) -> dict[str, dict]:
