@@ -211,7 +211,8 @@ class GRUAutoencoderDetector(BaseEstimator):
         z = (values - self.mean_[series]) / self.scale_[series]
         # A channel constant in training is not scored (``modelled_channels``); shown to the
         # network, its change (a set point moving to 20) pushed every other channel's error up
-        # for as long as it lasted: 76% of a 24-channel test series flagged, AUC-PR 0.61 -> 0.24.
+        # for as long as it lasted: 73% of a 24-channel test series flagged, AUC-PR 0.54 -> 0.24
+        # (benchmarks/wide_channels.py).
         z = np.where(self.modelled_[series], z, 0.0)
         return np.clip(z, -INPUT_CLIP, INPUT_CLIP).astype(np.float32)
 
@@ -419,10 +420,10 @@ class GRUAutoencoderDetector(BaseEstimator):
             # The quantile of the calibration points' scores, but at least what that quantile is
             # under the fitted error model (-log10(1 - q) decades): a few hundred calibration
             # points cannot resolve a 0.9999 quantile.
-            contamination = alarms.contamination is not None
-            q = 1 - alarms.contamination if contamination else alarms.threshold_quantile
+            given = alarms.contamination is not None
+            q = 1 - alarms.contamination if given else alarms.threshold_quantile
             floor = -math.log10(max(1 - q, 1e-300))
-            self.threshold_ = max(float(np.quantile(pooled if contamination else clean, q)), floor)
+            self.threshold_ = max(float(np.quantile(pooled if given else clean, q)), floor)
         # Robust history replaces points from the default threshold on, whatever the alarm
         # settings, so that the score does not depend on them.
         default_q = _config.defaults()["threshold_quantile"]
