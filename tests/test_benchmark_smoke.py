@@ -107,3 +107,13 @@ def test_detector_compile_quick(tmp_path):
     assert all(r["fit_compilations"] > 0 and r["fit_compile_s"] > 0 for r in rows)
     # The second process with the cache loads what the first one compiled.
     assert rows[2]["fit_compile_s"] < rows[1]["fit_compile_s"]
+
+
+def test_loop_slices_quick(tmp_path):
+    # The script checks that the sliced and the prefetched loops give the same outputs.
+    out = tmp_path / "loop_slices.json"
+    result = run_quick("loop_slices.py", out)
+    assert "| 64, 32, 24 |" in result.stdout
+    (row,) = json.loads(out.read_text())["rows"]
+    assert set(row["us_per_step"]) == {"sliced", "prefetched", "constant"}
+    assert all(v > 0 for v in row["us_per_step"].values())
