@@ -10,6 +10,8 @@ import sklearn.base
 
 from h0.anomaly import STRATEGY_NAMES, GRUAutoencoderDetector
 
+from . import STREAM_RTOL
+
 SMALL = dict(window=8, hidden=8, epochs=3, batch_size=32)
 
 
@@ -324,7 +326,7 @@ def test_a_channel_constant_in_training_moves_nothing(tmp_path):
     np.testing.assert_array_equal(GRUAutoencoderDetector.load(tmp_path / "m").score(moved), scores)
     stream = det.stream()
     streamed = np.array([stream.update(v) for v in moved])
-    np.testing.assert_allclose(streamed, scores, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(streamed, scores, rtol=STREAM_RTOL, atol=1e-6)
 
 
 def test_constant_training_part_still_scores_a_later_change():

@@ -22,6 +22,8 @@ from h0.anomaly._scoring import (
     sidak,
 )
 
+from . import STREAM_RTOL
+
 SMALL = dict(window=8, hidden=8, epochs=3, batch_size=16, seed=2)
 
 
@@ -116,7 +118,7 @@ def test_stream_equals_batch_with_the_echo_rule(spiked):
     det = GRUAutoencoderDetector(**SMALL, echo_keep=0.0).fit(x[:300])
     stream = det.stream()
     streamed = np.array([stream.update(v) for v in test])
-    np.testing.assert_allclose(streamed, det.score(test), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(streamed, det.score(test), rtol=STREAM_RTOL, atol=1e-6)
 
 
 def test_adaptation_without_steps_equals_plain_scoring_with_the_echo_rule(spiked):
@@ -124,7 +126,7 @@ def test_adaptation_without_steps_equals_plain_scoring_with_the_echo_rule(spiked
     det = GRUAutoencoderDetector(**SMALL, echo_keep=0.0).fit(x[:300])
     adapting = GRUAutoencoderDetector(**SMALL, echo_keep=0.0, adapt_every=25, adapt_steps=0)
     adapting.fit(x[:300])
-    np.testing.assert_allclose(adapting.score(test), det.score(test), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(adapting.score(test), det.score(test), rtol=STREAM_RTOL, atol=1e-6)
 
 
 def test_the_setting_survives_a_checkpoint(spiked, tmp_path):

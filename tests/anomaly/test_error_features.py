@@ -18,6 +18,8 @@ from h0.anomaly import DetectorConfig, EncDecAD, GRUAutoencoderDetector
 from h0.anomaly._config import ConfigError
 from h0.anomaly._train import make_residual_fn
 
+from . import STREAM_RTOL
+
 SMALL = dict(window=8, hidden=8, epochs=3, batch_size=16, seed=2)
 
 
@@ -136,7 +138,9 @@ def test_a_shifted_channel_scores_with_the_level_feature():
     assert np.median(scores[inside]) > 2 * np.median(plain[inside])  # measured: 19.8 vs 4.3
     assert (level.score_channels(test)[inside].argmax(axis=1) == 0).mean() > 0.9
     stream = level.stream()
-    np.testing.assert_allclose([stream.update(v) for v in test], scores, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        [stream.update(v) for v in test], scores, rtol=STREAM_RTOL, atol=1e-6
+    )
     with pytest.raises(ValueError, match="with_scoring cannot change"):
         level.with_scoring(level_error=False)
 
