@@ -76,6 +76,7 @@ def constant(wh, bhn, h0, a):
     return jax.lax.scan(body, h0, None, length=a.shape[0])[1]
 
 
+SIZES = ((64, 32, 16), (64, 32, 24), (64, 32, 48), (256, 32, 24), (64, 128, 24))  # B, T, H
 VARIANTS = {"sliced": sliced, "prefetched": prefetched, "constant": constant}
 
 
@@ -122,8 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="one size, few rounds")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON path (default {OUT})")
     args = parser.parse_args(argv)
-    sizes = [(64, 32, 24)] if args.quick else [(64, 32, h) for h in (16, 24, 48)]
-    sizes += [] if args.quick else [(256, 32, 24), (64, 128, 24)]
+    sizes = [(64, 32, 24)] if args.quick else [*SIZES]
     rounds, calls = (3, 20) if args.quick else (15, 200)
     load_start = os.getloadavg()
     rows = [measure(b, t, h, rounds, calls) for b, t, h in sizes]

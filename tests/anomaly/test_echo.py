@@ -143,17 +143,6 @@ def test_echo_keep_is_checked(bad):
         DetectorConfig.from_flat(echo_keep=bad)
 
 
-@pytest.mark.parametrize("command", [["nab", "run"], ["bench"]])
-def test_nab_run_and_bench_offer_the_echo_rule(command, tmp_path, capsys):
-    from h0._cli import main
-
-    where = ["--nab" if command[0] == "nab" else "--root", str(tmp_path)]
-    out = ["--out", str(tmp_path / "out")]
-    assert main([*command, "--echo-keep", "1.5", *out, *where]) == 2
-    assert "--echo-keep: echo_keep must lie in [0, 1]" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
-
-
 def test_the_bench_harness_scores_with_the_echo_rule(spiked):
     from h0.evaluate import _bench
 

@@ -110,14 +110,3 @@ def test_the_cutoff_is_checked(bad):
 
     with pytest.raises(ConfigError, match=r"calibration_cutoff must lie in \[1, 1e\+06\)"):
         DetectorConfig.from_flat(calibration_cutoff=bad)
-
-
-@pytest.mark.parametrize("command", [["bench"], ["nab", "run"]])
-def test_the_harness_offers_the_cutoff_and_checks_it(command, tmp_path, capsys):
-    from h0._cli import main
-
-    where = ["--nab" if command[0] == "nab" else "--root", str(tmp_path)]
-    out = ["--out", str(tmp_path / "out")]
-    assert main([*command, "--calibration-cutoff", "0.5", *out, *where]) == 2
-    assert "--calibration-cutoff: calibration_cutoff must lie in [1" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()

@@ -327,3 +327,21 @@ def test_quick_bench_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     random = [r["auc_pr"] for r in result["runs"] if r["detector"] == "random"]
     best = [r["auc_pr"] for r in result["runs"] if r["detector"] == "iforest"]
     assert np.mean(best) > np.mean(random)
+
+
+@pytest.mark.parametrize("command", [["bench"], ["nab", "run"]])
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--echo-keep", "1.5", "--echo-keep: echo_keep must lie in [0, 1]"),
+        ("--calibration-cutoff", "0.5", "--calibration-cutoff: calibration_cutoff must lie in [1"),
+    ],
+)
+def test_the_harnesses_offer_scoring_settings_and_check_them(
+    command, flag, value, message, tmp_path, capsys
+):
+    where = ["--nab" if command[0] == "nab" else "--root", str(tmp_path)]
+    out = ["--out", str(tmp_path / "out")]
+    assert main([*command, flag, value, *out, *where]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
