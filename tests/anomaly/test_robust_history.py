@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from h0.anomaly import DetectorConfig, GRUAutoencoderDetector
-from h0.anomaly._config import ConfigError
 from h0.anomaly._detector import windows_of
 
 from . import STREAM_RTOL
@@ -29,8 +28,8 @@ def spiked():
     test[40] += 4.0
     test[44] += 3.0  # within a window of the first: not replaced
     test[70] -= 4.0
-    plain = GRUAutoencoderDetector(**SMALL).fit(x[:300])
-    return test, plain, plain.with_scoring(robust_history=True)
+    robust = GRUAutoencoderDetector(**SMALL).fit(x[:300])  # robust history is the default
+    return test, robust.with_scoring(robust_history=False), robust
 
 
 def reference(det, test):
@@ -89,14 +88,34 @@ def test_the_setting_survives_a_checkpoint(spiked, tmp_path):
     np.testing.assert_allclose(back.score(test), robust.score(test), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize(
-    ("settings", "message"),
-    [
-        ({"forecast_horizon": 0}, "needs the forecasting head"),
-        ({"adapt_every": 100, "adapt_history": 400}, "does not combine with online adaptation"),
-    ],
-)
-def test_robust_history_is_checked(settings, message):
-    with pytest.raises(ConfigError, match=message) as error:
-        DetectorConfig.from_flat(robust_history=True, **settings)
-    assert error.value.field == "robust_history"
+def test_it_is_on_by_default_and_applies_only_with_a_forecasting_head_and_no_adaptation():
+    assert DetectorConfig().robust_history_applies
+    assert not DetectorConfig.from_flat(robust_history=False).robust_history_applies
+    for settings in ({"forecast_horizon": 0}, {"adapt_every": 100, "adapt_history": 400}):
+        assert not DetectorConfig.from_flat(**settings).robust_history_applies
+
+
+def test_without_a_forecasting_head_the_setting_changes_nothing(spiked):
+    test = spiked[0]
+    rng = np.random.default_rng(0)
+    x = np.sin(np.arange(300) / 4) + 0.05 * rng.normal(size=300)
+    det = GRUAutoencoderDetector(**SMALL, forecast_horizon=0).fit(x)
+    np.testing.assert_array_equal(
+        det.score(test), det.with_scoring(robust_history=False).score(test)
+    )
+
+
+def test_a_model_saved_before_it_was_the_default_loads_without_it(spiked, tmp_path):
+    import json
+
+    from h0._checkpoint import restore, save
+
+    test, plain, robust = spiked
+    path = robust.save(tmp_path / "model")
+    tree, meta = restore(path, with_metadata=True, kind="detector")
+    del meta["settings"]["robust_history"]  # as format 4 wrote it before the setting existed
+    meta["format"] = "h0-gru-autoencoder-detector/4"
+    old = save(tmp_path / "old", tree, metadata=json.loads(json.dumps(meta)), kind="detector")
+    back = GRUAutoencoderDetector.load(old)
+    assert back.robust_history is False
+    np.testing.assert_allclose(back.score(test), plain.score(test), rtol=1e-6, atol=1e-6)

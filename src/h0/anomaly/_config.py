@@ -338,11 +338,11 @@ class ScoringConfig(_Group):
         check=interval(0, 1, closed_low=True, closed_high=True),
     )
     robust_history: bool = setting(
-        False,
-        "robust history: a point whose point-level score reaches the default threshold, with no "
-        "replaced point in the window before it, is read as its one-step forecast by the "
-        "windows after it, so an isolated outlier disturbs neither their errors nor the "
-        "forecasts made after it (needs the forecasting head)",
+        True,
+        "robust history, with the forecasting head and without online adaptation: a point whose "
+        "point-level score reaches the default threshold, with no replaced point in the window "
+        "before it, is read as its one-step forecast by the windows after it, so an isolated "
+        "outlier disturbs neither their errors nor the forecasts made after it",
         check=boolean,
     )
     calibration_cutoff: float | None = setting(
@@ -478,23 +478,21 @@ class DetectorConfig:
                 f"adapt_history={history} must exceed window={window}: adaptation trains on the "
                 "windows of the latest adapt_history points.",
             )
-        if self.scoring.robust_history and not self.model.forecast_horizon:
-            raise ConfigError(
-                "robust_history",
-                "robust_history replaces a point by its one-step forecast: it needs the "
-                "forecasting head (forecast_horizon >= 1).",
-            )
-        if self.scoring.robust_history and self.training.adapts:
-            raise ConfigError(
-                "robust_history",
-                "robust_history does not combine with online adaptation (adapt_every > 0).",
-            )
         if self.model.forecast_horizon > reconstructed - 1:
             raise ConfigError(
                 "forecast_horizon",
                 f"forecast_horizon={self.model.forecast_horizon} leaves no forecast inside a "
                 f"window of {reconstructed} encoded points; use at most {reconstructed - 1}.",
             )
+
+    @property
+    def robust_history_applies(self) -> bool:
+        """Whether scoring uses robust history: on, with a forecasting head, not adapting."""
+        return bool(
+            self.scoring.robust_history
+            and self.model.forecast_horizon
+            and not self.training.adapts
+        )
 
     @classmethod
     def from_flat(cls, **settings: Any) -> DetectorConfig:

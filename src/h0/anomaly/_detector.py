@@ -52,13 +52,19 @@ from h0.anomaly._scoring import (
 )
 from h0.anomaly._train import make_residual_fn, optimizer, train_step
 
-_FORMAT = "h0-gru-autoencoder-detector/4"
+_FORMAT = "h0-gru-autoencoder-detector/5"
 #: Older formats :meth:`GRUAutoencoderDetector.load` still reads, with the settings they predate:
-#: format 2 had no forecasting head, and formats 2 and 3 no spread feature (format 4 made it the
-#: default, so a file that does not name it was scored without it).
+#: format 2 had no forecasting head, formats 2 and 3 no spread feature (format 4 made it the
+#: default, so a file that does not name it was scored without it), and formats 2-4 were scored
+#: without robust history where they do not name it (format 5 made it the default).
 _LEGACY_FORMATS = {
-    "h0-gru-autoencoder-detector/2": {"forecast_horizon": 0, "spread_error": False},
-    "h0-gru-autoencoder-detector/3": {"spread_error": False},
+    "h0-gru-autoencoder-detector/2": {
+        "forecast_horizon": 0,
+        "spread_error": False,
+        "robust_history": False,
+    },
+    "h0-gru-autoencoder-detector/3": {"spread_error": False, "robust_history": False},
+    "h0-gru-autoencoder-detector/4": {"robust_history": False},
 }
 #: The kind of output directory :meth:`GRUAutoencoderDetector.save` writes (see ``h0._atomic``).
 DETECTOR_KIND = "detector"
@@ -715,7 +721,7 @@ class GRUAutoencoderDetector(BaseEstimator):
         # so a fleet never holds a copy of all its windows (window x the data).
         windows = self._continuation(values, series)
         features = self._features(windows, series, mesh)
-        if self.robust_history:
+        if self.config.robust_history_applies:
             features = self._robust(windows, features, series, mesh)
         features = self._select(features)
         return self._score_features(
@@ -1047,7 +1053,7 @@ class DetectorStream:
         window = np.concatenate([self._buffer, det._standardize(v[None], self._series)])
         blocks = self._residual_fn(det.params_, window[None], self._ids)
         raw = np.concatenate([np.asarray(b) for b in blocks], 1).astype(np.float64)
-        if det.robust_history:
+        if det.config.robust_history_applies:
             point = det._point_level_of(self._series, raw)[0]
             ahead = det._replacement(raw[0], point, self._since)
             self._since = self._since + 1 if ahead is None else 1
