@@ -72,6 +72,26 @@ def shard_batch(batch: PyTree, mesh: Mesh) -> PyTree:
     return jax.tree.map(place, batch)
 
 
+def to_host(x: Any) -> np.ndarray:
+    """The value of an array on the host, also of one split over other processes' devices.
+
+    ``np.asarray`` cannot read a ``jax.Array`` whose shards live partly in other processes (a
+    batch-sharded output of a multi-process mesh); such an array is gathered from every process
+    first (``multihost_utils.process_allgather``), so every process gets the whole value. Every
+    process must call it for the same array (it is a collective).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> to_host(jnp.arange(3)).tolist()
+        [0, 1, 2]
+    """
+    if isinstance(x, jax.Array) and not (x.is_fully_addressable or x.is_fully_replicated):
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
+
+
 def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
     """Place a pytree (parameters, optimiser state) on every device of ``mesh``."""
     return jax.device_put(tree, replicated(mesh))

@@ -50,6 +50,7 @@ from h0._parallel import (
     replicated,
     shard_batch,
     stack,
+    to_host,
     unstack,
 )
 
@@ -64,5 +65,6 @@ __all__ = [
     "replicated",
     "shard_batch",
     "stack",
+    "to_host",
     "unstack",
 ]

@@ -683,7 +683,7 @@ class GRUAutoencoderDetector(BaseEstimator):
             else:
                 batch = hp.shard_batch(tuple(arrays), mesh)
             for b, block in enumerate(residual_fn(params, *batch)):
-                out[start : start + real, b * c : (b + 1) * c] = np.asarray(block)[:real]
+                out[start : start + real, b * c : (b + 1) * c] = hp.to_host(block)[:real]
         return out
 
     # ----------------------------------------------------------------------------- scoring
