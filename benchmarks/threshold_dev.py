@@ -1,10 +1,13 @@
 """Choose the alarm defaults (threshold quantile, hysteresis) on the dev split; report test too.
 
-One fit per dataset (seed 0, default network); every decision variant is a ``with_scoring`` copy
-(no retraining), so the variants differ only in the decision. Prints mean point F1 and event F1
-per family and writes every variant's numbers to JSON.
+One fit per dataset and seed (default network; seed 0 unless ``--seeds``); every decision variant
+is a ``with_scoring`` copy (no retraining), so the variants differ only in the decision. Prints
+mean point F1 and event F1 per family (means over datasets, then over seeds) and writes every
+variant's numbers to JSON.
 
     python benchmarks/threshold_dev.py --split dev --out benchmarks/results/threshold_dev.json
+    python benchmarks/threshold_dev.py --seeds 0 1 2 --quantiles 0.999 0.9999 0.99999 \
+        --out benchmarks/results/threshold_dev_robust.json      # session 11
 """
 
 from __future__ import annotations
@@ -37,16 +40,20 @@ def main() -> None:
     parser.add_argument("--split", default="dev")
     parser.add_argument("--families", nargs="+", default=["aeon", "gutentag", "nab"])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/threshold_dev.json"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--quantiles", type=float, nargs="+", default=list(QUANTILES))
+    parser.add_argument("--hysteresis", type=float, nargs="+", default=list(HYSTERESIS))
     args = parser.parse_args()
+    grid = list(itertools.product(args.quantiles, args.hysteresis))
     refs = [r for r in _devdata.datasets(split=args.split) if r.family in args.families]
     rows = []
     started = time.perf_counter()
-    for ref in refs:
+    for ref, seed in itertools.product(refs, args.seeds):
         ds = _devdata.load(ref)
         if not ds.labelled:
             continue
-        det = GRUAutoencoderDetector(seed=0).fit(ds.train)
-        for q, h in itertools.product(QUANTILES, HYSTERESIS):
+        det = GRUAutoencoderDetector(seed=seed).fit(ds.train)
+        for q, h in grid:
             other = det.with_scoring(threshold_quantile=q, hysteresis=h)
             flags = other.predict(ds.test).astype(bool)
             events = np.array([[e.start, e.end] for e in other.alarms(ds.test)], int).reshape(-1, 2)
@@ -54,6 +61,7 @@ def main() -> None:
                 {
                     "dataset": ds.name,
                     "family": ds.family,
+                    "seed": seed,
                     "quantile": q,
                     "hysteresis": h,
                     "point_f1": point_f1(ds.labels, flags),
@@ -63,11 +71,11 @@ def main() -> None:
                     "threshold": other.threshold_,
                 }
             )
-        print(f"{ds.name}: done ({time.perf_counter() - started:.0f} s)", flush=True)
+        print(f"{ds.name} seed {seed}: done ({time.perf_counter() - started:.0f} s)", flush=True)
     print("\n| family | quantile | hysteresis | point F1 | event F1 | flagged |")
     print("|---|---|---|---|---|---|")
     for fam in args.families:
-        for q, h in itertools.product(QUANTILES, HYSTERESIS):
+        for q, h in grid:
             sel = [
                 r
                 for r in rows
@@ -79,7 +87,7 @@ def main() -> None:
                     f"{np.mean([r['event_f1'] for r in sel]):.3f} | {np.mean([r['flagged'] for r in sel]):.3f} |"
                 )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"split": args.split, "rows": rows}, indent=1) + "\n")
+    args.out.write_text(json.dumps({"split": args.split, "seeds": args.seeds, "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
