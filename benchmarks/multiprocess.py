@@ -1,15 +1,20 @@
-"""A real multi-process run of the detector: N processes on this machine, one global mesh.
+"""A real multi-process run: N processes on this machine, one global mesh, two training jobs.
 
 Each worker process is this script again (``--worker``): it calls ``jax.distributed.initialize``
 against a coordinator on ``localhost`` (CPU collectives through gloo), builds
-``h0.parallel.data_mesh()`` over every process's device (one each), and fits the anomaly detector
-with ``fit(X, mesh=mesh)``: its training step is ``h0.parallel.make_train_step`` on that mesh,
-each batch placed with ``h0.parallel.shard_batch`` (every process holds its share of the rows),
-and its error features are computed on the mesh and gathered back (``h0.parallel.to_host``).
-Every process then scores the test part. The reference is the same fit in one process with one
-device and no mesh. Reported per process count: the largest differences of the loss history,
-the parameters and the scores from the reference, and the wall time of the whole run (process
-start, ``initialize``, compilation and training included).
+``h0.parallel.data_mesh()`` over every process's device (one each) and runs two jobs:
+
+* ``train_step``: an ``h0.RNN`` (GRU, learned initial state, masked lengths) trained for a few
+  steps with ``h0.parallel.make_train_step`` on the mesh, the batch placed with
+  ``h0.parallel.shard_batch`` (every process holds its share of the rows);
+* ``detector``: the anomaly detector fitted with ``fit(X, mesh=mesh)`` (the same train step
+  inside; its error features computed on the mesh and gathered back with
+  ``h0.parallel.to_host``), then every process scores the test part.
+
+The reference is each job in one process with one device and no mesh. Reported per process
+count and job: the largest differences of the losses, the parameters and (detector) the scores
+from the reference; per process count the wall time of the whole run (process start,
+``initialize``, compilation and both jobs included). ``tests/test_multiprocess.py`` runs it.
 
     python benchmarks/multiprocess.py                     # 2 and 4 processes, about a minute
     python benchmarks/multiprocess.py --processes 2 --out /tmp/mp.json
@@ -30,6 +35,8 @@ from pathlib import Path
 
 #: The detector's settings for the run: small, so that a run takes seconds.
 SETTINGS = {"window": 16, "hidden": 8, "epochs": 3, "batch_size": 16, "seed": 0}
+#: Steps of the ``train_step`` job.
+STEPS = 4
 #: Wall-clock limit of one multi-process run (all its processes), seconds.
 TIMEOUT_S = 300
 
@@ -42,6 +49,49 @@ def series():
     x = np.sin(np.arange(1200) / 6.0) + 0.05 * rng.normal(size=1200)
     x[1000] += 3.0
     return x[:800], x[800:]
+
+
+def train_steps(mesh=None) -> dict:
+    """``STEPS`` steps of an ``h0.RNN`` with ``make_train_step`` (on ``mesh`` if given)."""
+    import flax.linen as nn
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    import h0
+    import h0.parallel as hp
+
+    model = h0.RNN(nn.GRUCell(8), h0.Learned(init="normal"))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 10, 3)).astype(np.float32)
+    batch = {
+        "x": x,
+        "y": np.sin(np.cumsum(x, axis=1))[..., :1],
+        "lengths": rng.integers(1, 11, 8).astype(np.int32),
+    }
+    readout = np.asarray(jax.random.normal(jax.random.key(2), (8, 1))) * 0.3
+    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-2))
+
+    def loss_fn(params, batch, key):
+        out = model.apply({"params": params}, batch["x"], seq_lengths=batch["lengths"])
+        noise = 0.01 * jax.random.normal(key, batch["y"].shape)
+        return jnp.mean((out @ readout - batch["y"] - noise) ** 2)
+
+    params = model.init(jax.random.key(1), batch["x"])["params"]
+    opt_state = tx.init(params)
+    step = hp.make_train_step(loss_fn, tx, mesh)
+    local = None
+    if mesh is not None:
+        params, opt_state = hp.replicate(params, mesh), hp.replicate(opt_state, mesh)
+        batch = hp.shard_batch(batch, mesh)
+        local = [list(s.data.shape) for s in batch["x"].addressable_shards]
+    losses = []
+    for i in range(STEPS):
+        params, opt_state, loss = step(params, opt_state, batch, jax.random.key(i))
+        losses.append(float(loss))
+    leaves = [hp.to_host(leaf).ravel().tolist() for leaf in jax.tree.leaves(params)]
+    return {"losses": losses, "params": leaves, "local_shards": local}
 
 
 def fit_and_score(mesh=None) -> dict:
@@ -73,7 +123,7 @@ def worker(coordinator: str, processes: int, process_id: int) -> None:
     import h0.parallel as hp
 
     mesh = hp.data_mesh()
-    out = fit_and_score(mesh)
+    out = {"train_step": train_steps(mesh), "detector": fit_and_score(mesh)}
     out.update(process=jax.process_index(), devices=len(jax.devices()))
     out["local_devices"] = len(jax.local_devices())
     print(json.dumps(out))
@@ -131,12 +181,20 @@ def max_difference(a, b) -> float:
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
 
 
-def compare(workers: list[dict], reference: dict) -> dict:
-    """The largest differences of any worker's results from the single-process reference."""
-    keys = ("losses", "params", "scores")
-    return {
-        f"max_abs_{k}": max(max_difference(w[k], reference[k]) for w in workers) for k in keys
-    } | {"max_abs_threshold": max(abs(w["threshold"] - reference["threshold"]) for w in workers)}
+def compare(workers: list[dict], reference: dict, job: str) -> dict:
+    """The largest differences of any worker's results of ``job`` from the reference's."""
+    keys = [k for k in ("losses", "params", "scores") if k in reference[job]]
+    out = {
+        f"max_abs_{k}": max(max_difference(w[job][k], reference[job][k]) for w in workers)
+        for k in keys
+    }
+    if job == "detector":
+        out["max_abs_threshold"] = max(
+            abs(w[job]["threshold"] - reference[job]["threshold"]) for w in workers
+        )
+    else:
+        out["local_shards"] = sorted({str(w[job]["local_shards"]) for w in workers})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     start = time.perf_counter()
-    reference = fit_and_score()
+    reference = {"train_step": train_steps(), "detector": fit_and_score()}
     rows = [{"processes": 1, "devices": 1, "wall_s": time.perf_counter() - start}]
     for n in args.processes:
         workers, wall = run_processes(n)
@@ -165,28 +223,32 @@ def main(argv: list[str] | None = None) -> int:
                 "local_devices": sorted({w["local_devices"] for w in workers}),
                 "process_ids": sorted(w["process"] for w in workers),
                 "wall_s": wall,
-                **compare(workers, reference),
+                **{job: compare(workers, reference, job) for job in reference},
             }
         )
-    print(
-        "| processes | devices | max abs loss diff | max abs param diff | max abs score diff | wall s |"
+    header = (
+        "| processes | devices | job | max abs loss diff | max abs param diff | max abs score diff"
     )
-    print("|---|---|---|---|---|---|")
+    print(header + " | wall s |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         if r["processes"] == 1:
-            print(f"| 1 (reference, no mesh) | 1 | | | | {r['wall_s']:.1f} |")
+            print(f"| 1 (reference, no mesh) | 1 | both | | | | {r['wall_s']:.1f} |")
             continue
-        print(
-            f"| {r['processes']} | {r['devices']} | {r['max_abs_losses']:.1e} | "
-            f"{r['max_abs_params']:.1e} | {r['max_abs_scores']:.1e} | {r['wall_s']:.1f} |"
-        )
+        for job in reference:
+            d = r[job]
+            scores = f"{d['max_abs_scores']:.1e}" if "max_abs_scores" in d else ""
+            print(
+                f"| {r['processes']} | {r['devices']} | {job} | {d['max_abs_losses']:.1e} | "
+                f"{d['max_abs_params']:.1e} | {scores} | {r['wall_s']:.1f} |"
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
             {
                 "benchmark": "multiprocess",
                 "settings": SETTINGS,
-                "reference_losses": reference["losses"],
+                "reference_losses": {job: reference[job]["losses"] for job in reference},
                 "rows": rows,
             },
             indent=2,
