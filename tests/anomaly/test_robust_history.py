@@ -106,8 +106,6 @@ def test_without_a_forecasting_head_the_setting_changes_nothing(spiked):
 
 
 def test_a_model_saved_before_it_was_the_default_loads_without_it(spiked, tmp_path):
-    import json
-
     from h0._checkpoint import restore, save
 
     test, plain, robust = spiked
@@ -115,7 +113,7 @@ def test_a_model_saved_before_it_was_the_default_loads_without_it(spiked, tmp_pa
     tree, meta = restore(path, with_metadata=True, kind="detector")
     del meta["settings"]["robust_history"]  # as format 4 wrote it before the setting existed
     meta["format"] = "h0-gru-autoencoder-detector/4"
-    old = save(tmp_path / "old", tree, metadata=json.loads(json.dumps(meta)), kind="detector")
+    old = save(tmp_path / "old", tree, metadata=meta, kind="detector")
     back = GRUAutoencoderDetector.load(old)
     assert back.robust_history is False
     np.testing.assert_allclose(back.score(test), plain.score(test), rtol=1e-6, atol=1e-6)
