@@ -197,21 +197,33 @@ def onsets_only(scores: np.ndarray, window: int = 400) -> np.ndarray:
     )
 
 
-def relative(scores: np.ndarray, window: int = 4000, min_points: int = 100) -> np.ndarray:
+def relative(
+    scores: np.ndarray,
+    window: int = 4000,
+    min_points: int = 100,
+    *,
+    spread_floor: float | None = 1e-6,
+) -> np.ndarray:
     """How far a score stands out from the previous ``window`` scores: ``(s - median) / IQR``.
 
     Causal (the statistics of points ``t - window .. t - 1``); 0 before ``min_points`` points.
+    The IQR is floored at ``spread_floor``; with ``spread_floor=None`` nothing is divided:
+    ``s - median``, in the score's own units.
 
     Example:
         >>> r = relative(np.r_[np.tile([0.0, 1.0], 100), 9.0], window=100, min_points=10)
         >>> float(r[-1])
         8.5
+        >>> float(relative(np.r_[np.zeros(200), 9.0], 100, 10, spread_floor=None)[-1])
+        9.0
     """
     s = pd.Series(np.asarray(scores, np.float64))
     roll = s.rolling(window, min_periods=min_points)
     median = roll.median().shift(1)
-    iqr = (roll.quantile(0.75) - roll.quantile(0.25)).shift(1)
-    out = (s - median) / np.maximum(iqr, 1e-6)
+    out = s - median
+    if spread_floor is not None:
+        iqr = (roll.quantile(0.75) - roll.quantile(0.25)).shift(1)
+        out = out / np.maximum(iqr, spread_floor)
     return np.nan_to_num(out.to_numpy(), nan=0.0)
 
 
@@ -227,13 +239,14 @@ def nab_shape(
     window: int = 400,
     trailing: int | None = None,
     range_margin: float | None = None,
+    spread_floor: float | None = 1e-6,
 ) -> np.ndarray:
     """NAB's alarm shaping of a dense score, squashed into ``[0, 1)`` for NAB's threshold sweep.
 
     NAB rewards the first detection in a window and charges every later point above the threshold,
     so only onsets are kept (:func:`onsets_only`). With ``trailing``, the score is first made
     relative to its own recent past (:func:`relative`), so slow drift after training does not read
-    as one long anomaly; with ``range_margin`` (and ``values``), points beyond the running range
+    as one long anomaly (``spread_floor``: see :func:`relative`); with ``range_margin`` (and ``values``), points beyond the running range
     (:func:`running_range_flags`) score above everything else. The kept value ``x`` becomes
     ``x / (x + 3)``; range points 0.99.
 
@@ -243,7 +256,7 @@ def nab_shape(
     """
     s = np.maximum(np.asarray(scores, np.float64), 0.0)
     if trailing:
-        s = np.maximum(relative(s, trailing), 0.0)
+        s = np.maximum(relative(s, trailing, spread_floor=spread_floor), 0.0)
     kept = onsets_only(s, window)
     out = kept / (kept + 3.0)
     if range_margin is not None and values is not None:
