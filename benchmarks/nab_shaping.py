@@ -46,6 +46,9 @@ VARIANTS = {
     "floor1": {**NAB_SHAPING, "spread_floor": 1.0},
     "shift": {**NAB_SHAPING, "spread_floor": None},
     "none": {**NAB_SHAPING, "trailing": None},
+    # Session 12: one detection per run of onsets.
+    "merge1": {**NAB_SHAPING, "merge": 1},
+    "merge5": {**NAB_SHAPING, "merge": 5},
 }
 
 

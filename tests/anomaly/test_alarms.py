@@ -116,3 +116,48 @@ def test_running_range_rule_is_a_novelty_rule():
     flags = running_range_flags(x, margin=0.05, warmup=100)
     # 1.2 > 1 + 0.05; 1.1 and 1.25 lie within 1.2 + 0.06; 1.27 within 1.25 + 0.0625; -0.5 below
     assert flags[200:].astype(int).tolist() == [1, 0, 0, 0, 1]
+
+
+def _merge_reference(kept: np.ndarray, gap: int) -> np.ndarray:
+    """A streaming loop: hold a run open while kept points come within ``gap`` rows."""
+    out = np.zeros(len(kept))
+    best, last = 0.0, None
+    for t, value in enumerate(kept):
+        if value > 0:
+            best, last = max(best, value), t
+        if last is not None and t - last == gap:  # the run is known to have ended
+            out[t] = max(out[t], best)
+            best, last = 0.0, None
+    if last is not None:  # the series ended first
+        out[-1] = max(out[-1], best)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([0.0, 0.0, 0.0, 0.5, 1.0, 2.0, 7.0]), min_size=1, max_size=40),
+    st.integers(1, 6),
+)
+def test_merge_runs_matches_a_streaming_loop(values, gap):
+    from h0.anomaly._alarms import merge_runs
+
+    kept = np.array(values)
+    got = merge_runs(kept, gap)
+    np.testing.assert_array_equal(got, _merge_reference(kept, gap))
+    # One detection per run, never earlier than the run's last point (causal).
+    where = np.flatnonzero(kept > 0)
+    runs = 0 if not where.size else 1 + int((np.diff(where) > gap).sum())
+    assert np.count_nonzero(got) <= runs
+    if where.size:
+        assert np.flatnonzero(got)[0] >= where[0]
+
+
+def test_nab_shape_merge_turns_a_rising_burst_into_one_detection():
+    s = np.r_[np.zeros(50), 1.0, 4.0, 9.0, np.zeros(20), 12.0, np.zeros(10)]
+    plain = nab_shape(s, window=400)
+    merged = nab_shape(s, window=400, merge=5)
+    assert np.count_nonzero(plain) == 4  # every rising point is an onset
+    # The burst of three becomes its peak, five rows after its last point; 12.0 stays alone.
+    assert np.flatnonzero(merged).tolist() == [52 + 5, 73 + 5]
+    assert merged[57] == pytest.approx(9.0 / 12.0)
+    assert merged[78] == pytest.approx(12.0 / 15.0)

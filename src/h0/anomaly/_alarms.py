@@ -227,6 +227,31 @@ def relative(
     return np.nan_to_num(out.to_numpy(), nan=0.0)
 
 
+def merge_runs(kept: np.ndarray, gap: int) -> np.ndarray:
+    """One detection per run of kept points: the run's largest, ``gap`` rows after its last.
+
+    A run is kept (non-zero) points at most ``gap`` rows apart. Its largest value is written on
+    the row ``gap`` rows after its last point, when the run is known to have ended (causal; the
+    series' last row if it ends sooner); every other point is 0.
+
+    Example:
+        >>> merge_runs(np.array([0.0, 1.0, 2.0, 0.0, 0.0, 5.0, 0.0]), 1).tolist()
+        [0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 5.0]
+    """
+    kept = np.asarray(kept, np.float64)
+    out = np.zeros_like(kept)
+    where = np.flatnonzero(kept > 0)
+    if not where.size:
+        return out
+    breaks = np.flatnonzero(np.diff(where) > gap)
+    starts = np.r_[0, breaks + 1]
+    ends = np.r_[breaks, where.size - 1]
+    for a, b in zip(starts, ends, strict=True):
+        row = min(int(where[b]) + gap, kept.shape[0] - 1)
+        out[row] = max(out[row], float(kept[where[a : b + 1]].max()))
+    return out
+
+
 #: The NAB writer's shaping (chosen on NAB's dev half by ``benchmarks/nab_shaping.py``; see
 #: docs/nab.md): scores relative to the previous 2000, the running range rule, onsets over 400.
 NAB_SHAPING = {"window": 400, "trailing": 2000, "range_margin": 0.05}
@@ -240,13 +265,15 @@ def nab_shape(
     trailing: int | None = None,
     range_margin: float | None = None,
     spread_floor: float | None = 1e-6,
+    merge: int | None = None,
 ) -> np.ndarray:
     """NAB's alarm shaping of a dense score, squashed into ``[0, 1)`` for NAB's threshold sweep.
 
     NAB rewards the first detection in a window and charges every later point above the threshold,
     so only onsets are kept (:func:`onsets_only`). With ``trailing``, the score is first made
     relative to its own recent past (:func:`relative`), so slow drift after training does not read
-    as one long anomaly (``spread_floor``: see :func:`relative`); with ``range_margin`` (and ``values``), points beyond the running range
+    as one long anomaly (``spread_floor``: see :func:`relative`); with ``merge``, each run of onsets becomes
+    one (:func:`merge_runs`); with ``range_margin`` (and ``values``), points beyond the running range
     (:func:`running_range_flags`) score above everything else. The kept value ``x`` becomes
     ``x / (x + 3)``; range points 0.99.
 
@@ -258,6 +285,8 @@ def nab_shape(
     if trailing:
         s = np.maximum(relative(s, trailing, spread_floor=spread_floor), 0.0)
     kept = onsets_only(s, window)
+    if merge:
+        kept = merge_runs(kept, merge)
     out = kept / (kept + 3.0)
     if range_margin is not None and values is not None:
         out = np.where(running_range_flags(values, range_margin), 0.99, out)
