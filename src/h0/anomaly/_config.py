@@ -489,9 +489,7 @@ class DetectorConfig:
     def robust_history_applies(self) -> bool:
         """Whether scoring uses robust history: on, with a forecasting head, not adapting."""
         return bool(
-            self.scoring.robust_history
-            and self.model.forecast_horizon
-            and not self.training.adapts
+            self.scoring.robust_history and self.model.forecast_horizon and not self.training.adapts
         )
 
     @classmethod
