@@ -10,7 +10,7 @@ default networks); then each variant is scored per seed and summarised as mean Â
 
     python benchmarks/nab_shaping.py /tmp/nab_h0b/results/h0-gru-dense --out benchmarks/results/nab_shaping.json
     python benchmarks/nab_shaping.py --cache /tmp/h0-ensemble-dev --seeds 0 1 2 \\
-        --variants today floor1 shift none --out benchmarks/results/nab_shaping_s12.json
+        --variants s3 floor1 shift none merge1 merge5 --out benchmarks/results/nab_shaping_s12.json
 
 Session 3 chose today's shaping from ``VARIANTS``' first nine; session 12 scored the
 normalisations (``floor1``, ``shift``, ``none``) against it (docs/nab_tuning.md).
@@ -31,6 +31,9 @@ from h0.evaluate._devdata import split_of
 from h0.evaluate._nab import NabResults, load_corpus, score_corpus
 from h0.evaluate._run import read_values, subset
 
+#: The NAB writer's shaping from session 3 to session 11.
+SESSION_3 = {"window": 400, "trailing": 2000, "range_margin": 0.05}
+
 VARIANTS = {
     "onset": {},
     "range": {"range_margin": 0.05},
@@ -41,14 +44,16 @@ VARIANTS = {
     "rel8000-range": {"trailing": 8000, "range_margin": 0.05},
     "rel4000-range-w200": {"trailing": 4000, "range_margin": 0.05, "window": 200},
     "rel4000-range-w800": {"trailing": 4000, "range_margin": 0.05, "window": 800},
-    # Session 12: how the score is made relative to its previous 2000.
+    # Session 12: how the score is made relative to its previous 2000 ("s3" is the writer's
+    # shaping of sessions 3-11, "rel2000-range" above; the session's first JSON calls it "today").
+    "s3": dict(SESSION_3),
+    "floor1": {**SESSION_3, "spread_floor": 1.0},
+    "shift": {**SESSION_3, "spread_floor": None},
+    "none": {**SESSION_3, "trailing": None},
+    # Session 12: one detection per run of onsets; merge5 became the writer's (NAB_SHAPING).
+    "merge1": {**SESSION_3, "merge": 1},
+    "merge5": {**SESSION_3, "merge": 5},
     "today": dict(NAB_SHAPING),
-    "floor1": {**NAB_SHAPING, "spread_floor": 1.0},
-    "shift": {**NAB_SHAPING, "spread_floor": None},
-    "none": {**NAB_SHAPING, "trailing": None},
-    # Session 12: one detection per run of onsets.
-    "merge1": {**NAB_SHAPING, "merge": 1},
-    "merge5": {**NAB_SHAPING, "merge": 5},
 }
 
 

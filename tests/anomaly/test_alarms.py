@@ -161,3 +161,12 @@ def test_nab_shape_merge_turns_a_rising_burst_into_one_detection():
     assert np.flatnonzero(merged).tolist() == [52 + 5, 73 + 5]
     assert merged[57] == pytest.approx(9.0 / 12.0)
     assert merged[78] == pytest.approx(12.0 / 15.0)
+
+
+def test_merge_runs_leaves_out_runs_already_reported():
+    from h0.anomaly._alarms import merge_runs
+
+    kept = np.array([0.0, 1.0, 3.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0])
+    reported = np.zeros(9, bool)
+    reported[2] = True  # the range rule detected the first run at its second point
+    assert merge_runs(kept, 2, reported).tolist() == [0, 0, 0, 0, 0, 0, 0, 0, 2.0]

@@ -23,8 +23,10 @@ def test_staged_zscore_variants_are_causal_and_distinct():
             _run.StagedBaselineScorer()(changed, 150)[name][:550], scores[:550]
         )
     assert int(np.argmax(out["dense"])) == 500
-    # The NAB shaping keeps the spike (a new extreme, beating the previous 400) and zeroes its echo.
+    # The NAB shaping keeps the spike (a new extreme: the range rule) and zeroes its echo; the
+    # spike's run of onsets writes no second detection (merge_runs, reported by the range rule).
     assert out["nab"][500] == out["nab"].max() > 0 and out["nab"][501] == 0
+    assert np.count_nonzero(out["nab"][490:520]) == 1
 
 
 SERIES = ["realKnownCause/ambient", "realKnownCause/cpu", "art_daily_flatmiddle"]

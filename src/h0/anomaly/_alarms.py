@@ -15,7 +15,8 @@ loops over the points with it, so a stream and a batch cannot disagree.
 
 NAB's cost model rewards one early detection per window and charges every later point above the
 threshold, so the NAB results writer shapes the score with :func:`nab_shape` (keep a score only
-where it beats the previous ``window`` scores); the library's score stays dense.
+where it beats the previous ``window`` scores, one detection per run of such onsets); the
+library's score stays dense.
 """
 
 from __future__ import annotations
@@ -227,16 +228,19 @@ def relative(
     return np.nan_to_num(out.to_numpy(), nan=0.0)
 
 
-def merge_runs(kept: np.ndarray, gap: int) -> np.ndarray:
+def merge_runs(kept: np.ndarray, gap: int, reported: np.ndarray | None = None) -> np.ndarray:
     """One detection per run of kept points: the run's largest, ``gap`` rows after its last.
 
     A run is kept (non-zero) points at most ``gap`` rows apart. Its largest value is written on
     the row ``gap`` rows after its last point, when the run is known to have ended (causal; the
-    series' last row if it ends sooner); every other point is 0.
+    series' last row if it ends sooner); every other point is 0. A run that holds a ``reported``
+    point (bool ``[T]``: already detected there, e.g. by the range rule) writes nothing.
 
     Example:
         >>> merge_runs(np.array([0.0, 1.0, 2.0, 0.0, 0.0, 5.0, 0.0]), 1).tolist()
         [0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 5.0]
+        >>> merge_runs(np.array([0.0, 1.0, 2.0, 0.0]), 1, np.array([0, 1, 0, 0], bool)).tolist()
+        [0.0, 0.0, 0.0, 0.0]
     """
     kept = np.asarray(kept, np.float64)
     out = np.zeros_like(kept)
@@ -247,14 +251,18 @@ def merge_runs(kept: np.ndarray, gap: int) -> np.ndarray:
     starts = np.r_[0, breaks + 1]
     ends = np.r_[breaks, where.size - 1]
     for a, b in zip(starts, ends, strict=True):
-        row = min(int(where[b]) + gap, kept.shape[0] - 1)
-        out[row] = max(out[row], float(kept[where[a : b + 1]].max()))
+        rows = where[a : b + 1]
+        if reported is not None and reported[rows].any():
+            continue
+        row = min(int(rows[-1]) + gap, kept.shape[0] - 1)
+        out[row] = max(out[row], float(kept[rows].max()))
     return out
 
 
 #: The NAB writer's shaping (chosen on NAB's dev half by ``benchmarks/nab_shaping.py``; see
-#: docs/nab.md): scores relative to the previous 2000, the running range rule, onsets over 400.
-NAB_SHAPING = {"window": 400, "trailing": 2000, "range_margin": 0.05}
+#: docs/nab.md): scores relative to the previous 2000, the running range rule, onsets over 400,
+#: one detection per run of onsets at most 5 rows apart (session 12).
+NAB_SHAPING = {"window": 400, "trailing": 2000, "range_margin": 0.05, "merge": 5}
 
 
 def nab_shape(
@@ -272,9 +280,10 @@ def nab_shape(
     NAB rewards the first detection in a window and charges every later point above the threshold,
     so only onsets are kept (:func:`onsets_only`). With ``trailing``, the score is first made
     relative to its own recent past (:func:`relative`), so slow drift after training does not read
-    as one long anomaly (``spread_floor``: see :func:`relative`); with ``merge``, each run of onsets becomes
-    one (:func:`merge_runs`); with ``range_margin`` (and ``values``), points beyond the running range
-    (:func:`running_range_flags`) score above everything else. The kept value ``x`` becomes
+    as one long anomaly (``spread_floor``: see :func:`relative`). With ``range_margin`` (and
+    ``values``), points beyond the running range (:func:`running_range_flags`) score above
+    everything else. With ``merge``, each run of onsets becomes one detection
+    (:func:`merge_runs`; none where the range rule already detected the run). The kept value ``x`` becomes
     ``x / (x + 3)``; range points 0.99.
 
     Example:
@@ -284,10 +293,13 @@ def nab_shape(
     s = np.maximum(np.asarray(scores, np.float64), 0.0)
     if trailing:
         s = np.maximum(relative(s, trailing, spread_floor=spread_floor), 0.0)
+    flags = None
+    if range_margin is not None and values is not None:
+        flags = running_range_flags(values, range_margin)
     kept = onsets_only(s, window)
     if merge:
-        kept = merge_runs(kept, merge)
+        kept = merge_runs(kept, merge, flags)
     out = kept / (kept + 3.0)
-    if range_margin is not None and values is not None:
-        out = np.where(running_range_flags(values, range_margin), 0.99, out)
+    if flags is not None:
+        out = np.where(flags, 0.99, out)
     return out

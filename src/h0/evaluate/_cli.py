@@ -89,7 +89,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "with thresholds optimised over the corpus. h0-gru, h0-untrained and zscore write one "
             "results folder per variant from one trained network per series: dense (the "
             "library's score) and nab (shaped for NAB's cost model: relative to the previous "
-            "2000 scores, the running range rule, kept where it beats the previous 400)."
+            "2000 scores, the running range rule, kept where it beats the previous 400, one "
+            "detection per run of such onsets, written 5 rows after the run)."
         ),
     )
     run.add_argument(
