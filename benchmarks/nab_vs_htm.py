@@ -8,7 +8,7 @@ parts: the reward of the first detection in each found window (NAB's sigmoid of 
 early is worth up to 1), minus 1 per missed window, minus the weighted false positives. Prints the
 totals and the series where the two differ most; writes JSON.
 
-    python benchmarks/nab_vs_htm.py --cache /tmp/h0-ensemble-dev --seed 0
+    python benchmarks/nab_vs_htm.py --cache /tmp/h0-ensemble-dev --seed 0 [--shaping s3]
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import os
 from pathlib import Path
 
 import numpy as np
+from nab_shaping import VARIANTS
 
-from h0.anomaly._alarms import NAB_SHAPING, nab_shape
+from h0.anomaly._alarms import nab_shape
 from h0.evaluate._nab import (
     _OUTSIDE,
     NabResults,
@@ -56,6 +57,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/h0-ensemble-dev"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--shaping", default="today", choices=VARIANTS, help="nab_shaping.py's variant"
+    )
+    parser.add_argument(
         "--nab", type=Path, default=Path(os.environ.get("H0_NAB_ROOT", "../shared/datasets/nab"))
     )
     parser.add_argument(
@@ -66,14 +70,22 @@ def main() -> None:
     profile = corpus.profiles["standard"]
     with np.load(args.cache / f"seed{args.seed}.npz") as f:
         shaped = {
-            r: nab_shape(np.asarray(f[f"nab/{r}"]), read_values(corpus, r), **NAB_SHAPING)
+            r: nab_shape(
+                np.asarray(f[f"nab/{r}"]), read_values(corpus, r), **VARIANTS[args.shaping]
+            )
             for r in corpus.files
         }
     detectors = {
         "h0": NabResults("h0", shaped),
         "numenta": load_results(args.nab / "results" / "numenta", corpus),
     }
-    out: dict = {"seed": args.seed, "profile": "standard", "detectors": {}, "series": {}}
+    out: dict = {
+        "seed": args.seed,
+        "shaping": args.shaping,
+        "profile": "standard",
+        "detectors": {},
+        "series": {},
+    }
     for name, results in detectors.items():
         result = score_corpus(results, corpus, profiles=["standard"])["standard"]
         per = {
