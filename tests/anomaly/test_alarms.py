@@ -118,32 +118,38 @@ def test_running_range_rule_is_a_novelty_rule():
     assert flags[200:].astype(int).tolist() == [1, 0, 0, 0, 1]
 
 
-def _merge_reference(kept: np.ndarray, gap: int) -> np.ndarray:
+def _merge_reference(kept: np.ndarray, gap: int, reported: np.ndarray) -> np.ndarray:
     """A streaming loop: hold a run open while kept points come within ``gap`` rows."""
     out = np.zeros(len(kept))
-    best, last = 0.0, None
+    best, last, seen = 0.0, None, False
     for t, value in enumerate(kept):
         if value > 0:
-            best, last = max(best, value), t
+            best, last, seen = max(best, value), t, seen or bool(reported[t])
         if last is not None and t - last == gap:  # the run is known to have ended
-            out[t] = max(out[t], best)
-            best, last = 0.0, None
-    if last is not None:  # the series ended first
+            out[t] = max(out[t], 0.0 if seen else best)
+            best, last, seen = 0.0, None, False
+    if last is not None and not seen:  # the series ended first
         out[-1] = max(out[-1], best)
     return out
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.lists(st.sampled_from([0.0, 0.0, 0.0, 0.5, 1.0, 2.0, 7.0]), min_size=1, max_size=40),
     st.integers(1, 6),
+    st.integers(0, 2**32 - 1),
 )
-def test_merge_runs_matches_a_streaming_loop(values, gap):
+def test_merge_runs_matches_a_streaming_loop(values, gap, seed):
     from h0.anomaly._alarms import merge_runs
 
     kept = np.array(values)
+    none = np.zeros(len(kept), bool)
     got = merge_runs(kept, gap)
-    np.testing.assert_array_equal(got, _merge_reference(kept, gap))
+    np.testing.assert_array_equal(got, _merge_reference(kept, gap, none))
+    reported = np.random.default_rng(seed).random(len(kept)) < 0.1
+    np.testing.assert_array_equal(
+        merge_runs(kept, gap, reported), _merge_reference(kept, gap, reported)
+    )
     # One detection per run, never earlier than the run's last point (causal).
     where = np.flatnonzero(kept > 0)
     runs = 0 if not where.size else 1 + int((np.diff(where) > gap).sum())

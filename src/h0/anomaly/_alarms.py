@@ -283,8 +283,8 @@ def nab_shape(
     as one long anomaly (``spread_floor``: see :func:`relative`). With ``range_margin`` (and
     ``values``), points beyond the running range (:func:`running_range_flags`) score above
     everything else. With ``merge``, each run of onsets becomes one detection
-    (:func:`merge_runs`; none where the range rule already detected the run). The kept value ``x`` becomes
-    ``x / (x + 3)``; range points 0.99.
+    (:func:`merge_runs`; none where the range rule already detected the run). The kept value
+    ``x`` becomes ``x / (x + 3)``; range points 0.99.
 
     Example:
         >>> nab_shape(np.array([0.0, 3.0, 2.0, 6.0, 1.0]), window=2).round(3).tolist()
