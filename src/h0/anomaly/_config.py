@@ -318,6 +318,13 @@ class ScoringConfig(_Group):
         "channel that shifts while keeping its shape, which a network reconstructs as it is",
         check=boolean,
     )
+    roughness_error: bool = setting(
+        False,
+        "also score each window's roughness (the log median absolute second difference of its "
+        "values, per channel, both ways): its noise level, which the sharp features of a pattern "
+        "(an ECG's beats) do not move",
+        check=boolean,
+    )
     window_trim: int = setting(
         0,
         "the largest errors of each window left out of its RMS error, so that one extreme point "
@@ -438,7 +445,8 @@ def scoring_names() -> tuple[str, ...]:
         f.name
         for g, f in fields()
         if g in ("scoring", "alarms")
-        and f.name not in ("error_span", "window_trim", "spread_error", "level_error")
+        and f.name
+        not in ("error_span", "window_trim", "spread_error", "level_error", "roughness_error")
     )
 
 

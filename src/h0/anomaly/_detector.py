@@ -455,6 +455,7 @@ class GRUAutoencoderDetector(BaseEstimator):
             scoring.window_trim,
             scoring.spread_error,
             scoring.level_error,
+            scoring.roughness_error,
         )
 
     def _tail(self, z: np.ndarray) -> np.ndarray:
@@ -479,6 +480,8 @@ class GRUAutoencoderDetector(BaseEstimator):
             names.append("spread")
         if self.config.scoring.level_error:
             names.append("level")
+        if self.config.scoring.roughness_error:
+            names.append("roughness")
         return names
 
     def _blocks(self) -> int:
@@ -491,7 +494,7 @@ class GRUAutoencoderDetector(BaseEstimator):
         used = [0, 1] if self.window_error else [0]
         if "forecast" in names and self.forecast_error:
             used.append(names.index("forecast"))
-        used += [names.index(n) for n in ("spread", "level") if n in names]
+        used += [names.index(n) for n in ("spread", "level", "roughness") if n in names]
         return used
 
     def _one_sided(self) -> np.ndarray | None:

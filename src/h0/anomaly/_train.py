@@ -104,7 +104,12 @@ SPREAD_FLOOR = 1e-3
 
 @functools.lru_cache(maxsize=32)
 def make_residual_fn(
-    model: EncDecAD, span: int, trim: int = 0, spread: bool = False, level: bool = False
+    model: EncDecAD,
+    span: int,
+    trim: int = 0,
+    spread: bool = False,
+    level: bool = False,
+    roughness: bool = False,
 ) -> Callable[..., Any]:
     """Return a jitted ``residuals(params, windows[b, t, c], ids[b]) -> (recent[b, c], whole[b, c])``.
 
@@ -138,6 +143,9 @@ def make_residual_fn(
             out = (*out, jnp.log(jnp.std(values, axis=1) + SPREAD_FLOOR))
         if level:
             out = (*out, jnp.mean(values, axis=1))
+        if roughness:
+            bends = jnp.abs(values[:, 2:] - 2 * values[:, 1:-1] + values[:, :-2])
+            out = (*out, jnp.log(jnp.median(bends, axis=1) + SPREAD_FLOOR))
         return out
 
     return jax.jit(residuals)

@@ -692,7 +692,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 #: The detector settings ``h0 bench`` and ``h0 nab run`` offer: online adaptation
 #: (``h0.anomaly._adapt``), the echo rule (``h0.anomaly._scoring.Echo``), robust history, the
-#: level test and robust calibration: the settings whose measurements the tuning log reports.
+#: level test, the roughness test and robust calibration: the settings whose measurements the
+#: tuning log reports.
 OFFERED = (
     "adapt_every",
     "adapt_history",
@@ -702,6 +703,7 @@ OFFERED = (
     "echo_keep",
     "robust_history",
     "level_error",
+    "roughness_error",
     "calibration_cutoff",
 )
 
