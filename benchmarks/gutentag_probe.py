@@ -11,6 +11,8 @@ report on data the defaults never saw. Prints a table per dataset and writes JSO
 
     python benchmarks/gutentag_probe.py                       # about 2 minutes on 2 cores
     python benchmarks/gutentag_probe.py --gutentag-python PY  # another GutenTAG 1.5 Python
+    python benchmarks/gutentag_probe.py --detectors h0 --h0-options '{"roughness_error": true}' \
+        --out benchmarks/results/gutentag_probe_roughness.json
 """
 
 from __future__ import annotations
@@ -178,6 +180,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--detectors", nargs="+", default=list(DETECTORS), choices=DETECTORS)
     parser.add_argument(
+        "--h0-options", type=json.loads, default={}, help="JSON: further h0 detector settings"
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "gutentag_probe.json"
     )
     args = parser.parse_args()
@@ -191,7 +196,8 @@ def main() -> None:
         for name in args.detectors:
             seeds = args.seeds if name.startswith("h0") else args.seeds[:1]
             for seed in seeds:
-                row = _bench.evaluate(ds, _bench.make_detector(name, seed))
+                detector = _bench.make_detector(name, seed, h0_options=args.h0_options)
+                row = _bench.evaluate(ds, detector)
                 rows.append(
                     {"dataset": ds.name, "detector": name, "seed": seed}
                     | {k: row[k] for k in (*METRICS, "flagged_share", "fit_s")}
@@ -223,6 +229,7 @@ def main() -> None:
     payload = {
         "benchmark": "gutentag_probe",
         "gutentag_seed": SEED,
+        "h0_options": args.h0_options,
         "seeds": args.seeds,
         "wall_s": round(time.perf_counter() - started, 1),
         "scenarios": scenarios(),
