@@ -121,7 +121,9 @@ def make_residual_fn(
     from the encoder's state after the point before it (which has not read the newest point).
     With ``spread``, last, ``spread[b, c]``: the log standard deviation of the reconstructed
     window's values (not errors), floored at :data:`SPREAD_FLOOR`. With ``level``, last, its
-    mean ``level[b, c]``.
+    mean ``level[b, c]``. With ``roughness``, last, ``roughness[b, c]``: the log median absolute
+    second difference of those values (their noise level, which a few sharp features do not
+    move), floored the same way.
     """
 
     def residuals(params: PyTree, windows: Array, ids: Array) -> tuple[Array, ...]:
