@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -27,21 +26,13 @@ import numpy as np
 
 from h0.evaluate import _bench, _devdata
 
-SEED = 11
+SEED = _devdata.GUTENTAG_SEED
 DETECTORS = ("h0", "h0-untrained", "zscore", "iforest", "pca", "random")
 METRICS = ("auc_pr", "vus_pr", "point_f1", "event_f1", "all_ones_f1")
 
 
-def _sine(frequency: float, variance: float = 0.05) -> dict:
-    return {"kind": "sine", "frequency": frequency, "amplitude": 1.0, "variance": variance}
-
-
 def _wave(kind: str, frequency: float, **extra) -> dict:
     return {"kind": kind, "frequency": frequency, "amplitude": 1.0, "variance": 0.05, **extra}
-
-
-def _anomaly(position: str, length: int, kind: dict, channel: int = 0) -> dict:
-    return {"position": position, "length": length, "channel": channel, "kinds": [kind]}
 
 
 def scenarios() -> list[dict]:
@@ -51,16 +42,16 @@ def scenarios() -> list[dict]:
     table = {
         "square-pattern": (
             [_wave("square", 1.0, duty=0.5)],
-            [_anomaly("middle", 150, {"kind": "pattern", "square_duty": 0.2})],
+            [_devdata._anomaly("middle", 150, {"kind": "pattern", "square_duty": 0.2})],
         ),
         "sawtooth-frequency": (
             [_wave("sawtooth", 1.0, width=0.8)],
-            [_anomaly("end", 200, {"kind": "frequency", "frequency_factor": 1.5})],
+            [_devdata._anomaly("end", 200, {"kind": "frequency", "frequency_factor": 1.5})],
         ),
         "sawtooth-extremum": (
             [_wave("sawtooth", 1.0, width=0.8)],
             [
-                _anomaly(p, 1, {**extremum, "min": m})
+                _devdata._anomaly(p, 1, {**extremum, "min": m})
                 for p, m in (("beginning", True), ("middle", False), ("end", True))
             ],
         ),
@@ -74,48 +65,48 @@ def scenarios() -> list[dict]:
                     "variance-amplitude": 0.1,
                 }
             ],
-            [_anomaly("middle", 150, {"kind": "pattern", "cbf_pattern_factor": 2.0})],
+            [_devdata._anomaly("middle", 150, {"kind": "pattern", "cbf_pattern_factor": 2.0})],
         ),
-        "sine-pattern-shift": ([_sine(1.0)], [_anomaly("middle", 200, shift)]),
+        "sine-pattern-shift": ([_devdata._sine(1.0)], [_devdata._anomaly("middle", 200, shift)]),
         "rw-platform": (
             [{"kind": "random-walk", "amplitude": 1.0, "variance": 0.05, "smoothing": 0.01}],
-            [_anomaly("middle", 200, {"kind": "platform", "value": 0.5})],
+            [_devdata._anomaly("middle", 200, {"kind": "platform", "value": 0.5})],
         ),
         "ecg-variance": (
             [{"kind": "ecg", "frequency": 1.0, "variance": 0.05}],
-            [_anomaly("middle", 150, {"kind": "variance", "variance": 0.3})],
+            [_devdata._anomaly("middle", 150, {"kind": "variance", "variance": 0.3})],
         ),
         "sine-amplitude-low": (
-            [_sine(1.5)],
-            [_anomaly("beginning", 200, {"kind": "amplitude", "amplitude_factor": 0.5})],
+            [_devdata._sine(1.5)],
+            [_devdata._anomaly("beginning", 200, {"kind": "amplitude", "amplitude_factor": 0.5})],
         ),
         "sine-noisy-mean": (
-            [_sine(1.0, 0.3)],
-            [_anomaly("middle", 200, {"kind": "mean", "offset": 0.6})],
+            [_devdata._sine(1.0, 0.3)],
+            [_devdata._anomaly("middle", 200, {"kind": "mean", "offset": 0.6})],
         ),
         "cosine-variance-short": (
             [_wave("cosine", 2.0)],
-            [_anomaly("end", 50, {"kind": "variance", "variance": 0.5})],
+            [_devdata._anomaly("end", 50, {"kind": "variance", "variance": 0.5})],
         ),
         "multi-5ch-mixed": (
             [
-                _sine(1.0),
+                _devdata._sine(1.0),
                 _wave("sawtooth", 0.7, width=0.5),
                 {"kind": "ecg", "frequency": 1.2, "variance": 0.05},
                 _wave("cosine", 1.5),
                 _wave("square", 0.5, duty=0.5),
             ],
             [
-                _anomaly("beginning", 200, {"kind": "mean", "offset": 0.8}, 1),
-                _anomaly("middle", 200, {"kind": "frequency", "frequency_factor": 1.8}, 3),
-                _anomaly("end", 1, extremum, 2),
+                _devdata._anomaly("beginning", 200, {"kind": "mean", "offset": 0.8}, 1),
+                _devdata._anomaly("middle", 200, {"kind": "frequency", "frequency_factor": 1.8}, 3),
+                _devdata._anomaly("end", 1, extremum, 2),
             ],
         ),
         "multi-8ch-amplitude": (
-            [_sine(1.0 + 0.15 * c) for c in range(8)],
+            [_devdata._sine(1.0 + 0.15 * c) for c in range(8)],
             [
-                _anomaly("middle", 200, {"kind": "amplitude", "amplitude_factor": 2.0}, 5),
-                _anomaly("end", 150, shift, 2),
+                _devdata._anomaly("middle", 200, {"kind": "amplitude", "amplitude_factor": 2.0}, 5),
+                _devdata._anomaly("end", 150, shift, 2),
             ],
         ),
     }
@@ -136,17 +127,9 @@ def generate(cache: Path, python: Path) -> list[_devdata.Dataset]:
     config = {"timeseries": scenarios()}
     stamp = cache / "config.json"
     if not (stamp.exists() and json.loads(stamp.read_text()) == config):
-        work = cache / "raw"
-        work.mkdir(parents=True, exist_ok=True)
-        (work / "config.yaml").write_text(json.dumps(config, indent=1))  # JSON is YAML
-        command = [str(python), "-m", "gutenTAG", "--config-yaml", str(work / "config.yaml")]
-        subprocess.run(
-            [*command, "--output-dir", str(work / "out"), "--seed", str(SEED)],
-            check=True,
-            capture_output=True,
-        )
+        out = _devdata.run_gutentag(python, config["timeseries"], cache / "raw")
         for s in config["timeseries"]:
-            folder = work / "out" / s["name"]
+            folder = out / s["name"]
             test, labels, _ = _devdata._read_timeeval_csv(str(folder / "test.csv"))
             train, _, _ = _devdata._read_timeeval_csv(str(folder / "train_no_anomaly.csv"))
             np.savez(cache / f"{s['name']}.npz", train=train, test=test, labels=labels)

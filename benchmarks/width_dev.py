@@ -18,28 +18,30 @@ from pathlib import Path
 
 import numpy as np
 
-from h0.anomaly import GRUAutoencoderDetector
-from h0.evaluate import metrics
+from h0.evaluate import _bench, _devdata
 
 DEFAULT_HIDDEN = 24
 
 
 def run(path: Path, hidden: int, seeds: list[int]) -> list[dict]:
-    """AUC-PR, VUS-PR and point F1 of the default detector at ``hidden`` units, per seed."""
+    """AUC-PR, VUS-PR and point F1 of the default detector at ``hidden`` units, per seed.
+
+    Measured by the bench's own harness (``h0.evaluate._bench.evaluate``).
+    """
     with np.load(path) as f:
-        train, test, labels = f["train"], f["test"], f["labels"].astype(np.int8)
+        ds = _devdata.Dataset(
+            name=path.stem,
+            family="gutentag",
+            split="dev",
+            train=f["train"],
+            test=f["test"],
+            labels=f["labels"],
+            train_rule="the bench cache's training part",
+        )
     out = []
     for seed in seeds:
-        det = GRUAutoencoderDetector(seed=seed, hidden=hidden).fit(train)
-        scores, flagged = det.score(test), det.predict(test)
-        out.append(
-            {
-                "seed": seed,
-                "auc_pr": metrics.auc_pr(labels, scores),
-                "vus_pr": metrics.vus_pr(labels, scores, max_buffer=20),
-                "point_f1": metrics.point_f1(labels, flagged, 0.5),
-            }
-        )
+        row = _bench.evaluate(ds, _bench.make_detector("h0", seed, h0_options={"hidden": hidden}))
+        out.append({"seed": seed, **{k: row[k] for k in ("auc_pr", "vus_pr", "point_f1")}})
     return out
 
 

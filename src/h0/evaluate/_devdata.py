@@ -374,6 +374,23 @@ def _gutentag_python(root: Path, python: Path | None, log: Callable[[str], None]
     return exe
 
 
+def run_gutentag(exe: Path, scenarios: list[dict], work: Path) -> Path:
+    """Generate GutenTAG ``timeseries`` entries into ``work/out/<name>/`` (seed :data:`GUTENTAG_SEED`).
+
+    ``exe`` is a Python with timeeval-gutentag; returns the output folder.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    config = work / "config.yaml"  # JSON is YAML
+    config.write_text(json.dumps({"timeseries": scenarios}, indent=1))
+    command = [str(exe), "-m", "gutenTAG", "--config-yaml", str(config)]
+    subprocess.run(
+        [*command, "--output-dir", str(work / "out"), "--seed", str(GUTENTAG_SEED)],
+        check=True,
+        capture_output=True,
+    )
+    return work / "out"
+
+
 def prepare_gutentag(
     root: Path, python: Path | None = None, log: Callable[[str], None] = print
 ) -> list:
@@ -381,30 +398,13 @@ def prepare_gutentag(
     exe = _gutentag_python(root, python, log)
     work = root / "gutentag-raw"
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    config = work / "config.yaml"  # JSON is YAML
     scenarios = gutentag_scenarios()
-    config.write_text(json.dumps({"timeseries": scenarios}, indent=1))
     log(f"generating {len(scenarios)} GutenTAG series (seed {GUTENTAG_SEED})")
-    subprocess.run(
-        [
-            str(exe),
-            "-m",
-            "gutenTAG",
-            "--config-yaml",
-            str(config),
-            "--output-dir",
-            str(work / "out"),
-            "--seed",
-            str(GUTENTAG_SEED),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    out = run_gutentag(exe, scenarios, work)
     entries = []
     for scenario in scenarios:
         short = scenario["name"]
-        folder = work / "out" / short
+        folder = out / short
         test, labels, columns = _read_timeeval_csv(str(folder / "test.csv"))
         train, train_labels, _ = _read_timeeval_csv(str(folder / "train_no_anomaly.csv"))
         if train_labels.any() or not labels.any():
