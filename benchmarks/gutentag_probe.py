@@ -135,19 +135,10 @@ def generate(cache: Path, python: Path) -> list[_devdata.Dataset]:
             np.savez(cache / f"{s['name']}.npz", train=train, test=test, labels=labels)
         stamp.write_text(json.dumps(config))  # last: a killed run regenerates
     out = []
+    rule = "GutenTAG's anomaly-free semi-supervised training series"
     for s in config["timeseries"]:
-        with np.load(cache / f"{s['name']}.npz") as f:
-            out.append(
-                _devdata.Dataset(
-                    name=f"probe/{s['name']}",
-                    family="probe",
-                    split="probe",
-                    train=f["train"],
-                    test=f["test"],
-                    labels=f["labels"],
-                    train_rule="GutenTAG's anomaly-free semi-supervised training series",
-                )
-            )
+        path = cache / f"{s['name']}.npz"
+        out.append(_devdata.from_npz(path, f"probe/{s['name']}", "probe", "probe", rule))
     return out
 
 

@@ -28,16 +28,7 @@ def run(path: Path, hidden: int, seeds: list[int]) -> list[dict]:
 
     Measured by the bench's own harness (``h0.evaluate._bench.evaluate``).
     """
-    with np.load(path) as f:
-        ds = _devdata.Dataset(
-            name=path.stem,
-            family="gutentag",
-            split="dev",
-            train=f["train"],
-            test=f["test"],
-            labels=f["labels"],
-            train_rule="the bench cache's training part",
-        )
+    ds = _devdata.from_npz(path, path.stem, "gutentag", "dev", "the bench cache's training part")
     out = []
     for seed in seeds:
         row = _bench.evaluate(ds, _bench.make_detector("h0", seed, h0_options={"hidden": hidden}))

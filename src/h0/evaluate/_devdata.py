@@ -610,9 +610,21 @@ def load(ref: DatasetRef) -> Dataset:
             "train = NAB's probationary part (first 15%, at most 750 rows)",
             {"rel": ref.info["rel"], "nab_root": ref.info["root"]},
         )
-    with np.load(Path(ref.info["root"]) / ref.info["file"]) as z:
-        train, test, labels = z["train"], z["test"], z["labels"]
     meta: dict[str, Any] = {k: v for k, v in ref.info.items() if k in ("source", "kinds")}
-    return Dataset(
-        ref.name, ref.family, ref.split, train, test, labels, ref.info["train_rule"], meta
+    return from_npz(
+        Path(ref.info["root"]) / ref.info["file"],
+        ref.name,
+        ref.family,
+        ref.split,
+        ref.info["train_rule"],
+        meta,
     )
+
+
+def from_npz(
+    path: Path, name: str, family: str, split: str, train_rule: str, meta: dict | None = None
+) -> Dataset:
+    """A :class:`Dataset` from a cached ``.npz`` (``train``, ``test``, ``labels``; see ``_save``)."""
+    with np.load(path) as z:
+        train, test, labels = z["train"], z["test"], z["labels"]
+    return Dataset(name, family, split, train, test, labels, train_rule, dict(meta or {}))
